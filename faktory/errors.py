@@ -1,0 +1,27 @@
+"""Errors that travel back to a client as a RESP error line."""
+
+
+class CommandError(Exception):
+    """A refusal the client should see: ``-<code> <message>``.
+
+    Plain errors use the code ``ERR``; coded ones (``NOTUNIQUE``...) are what
+    Faktory calls "known" errors, sent without the ``ERR`` prefix.
+    """
+
+    def __init__(self, message: str, code: str = "ERR") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        if self.code == "ERR":
+            return self.message
+        return f"{self.code} {self.message}"
+
+
+class Halt(CommandError):
+    """Raised by middleware to refuse an operation with a coded error."""
+
+
+class Discard(Exception):
+    """Raised by FETCH middleware: drop this job and fetch another."""

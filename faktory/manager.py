@@ -1,0 +1,335 @@
+"""Lifecycle rules: push, fetch (with waiting), ack, fail, retry backoff, the
+dead set, and the periodic sweeps that move jobs along.
+
+The manager decides *what* happens to a job; ``store`` makes each decision one
+atomic Redis step.  Middleware chains (``push``, ``fetch``, ``ack``, ``fail``)
+let built-in features and plugins alter, refuse or observe jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from . import job as jobs
+from .errors import CommandError, Discard
+from .job import JobError, format_time
+
+log = Logger()
+
+FETCH_WAIT = 2.0  # seconds a FETCH waits for work, as the real server does
+BATCH = 100  # jobs moved per sweep step: bounded Redis work per call
+
+Middleware = Callable[..., Any]
+
+
+def local_day(ts: float) -> str:
+    """Daily counters use the server's local date, like the real server."""
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+def retry_delay(count: int, rng: random.Random | Any = random) -> int:
+    """Faktory's backoff: count^4 + 15 + rand(0..29) * (count + 1) seconds."""
+    return count**4 + 15 + rng.randint(0, 29) * (count + 1)
+
+
+class _Waiter:
+    """One FETCH parked until a listed queue gets work or its time runs out."""
+
+    __slots__ = ("d", "timer")
+
+    def __init__(self, d: defer.Deferred, timer) -> None:
+        self.d = d
+        self.timer = timer
+
+    def fire(self, woke: bool) -> None:
+        if self.d.called:
+            return
+        if self.timer.active():
+            self.timer.cancel()
+        self.d.callback(woke)
+
+
+class FetchContext:
+    """Lets the protocol abandon a FETCH that is only waiting (client gone)."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self) -> None:
+        self.waiter: _Waiter | None = None
+
+    def abandon(self) -> None:
+        if self.waiter is not None:
+            self.waiter.fire(False)
+
+
+class Manager:
+    def __init__(self, store, clock=None, rng: random.Random | None = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.store = store
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.middleware: dict[str, list[Middleware]] = {
+            "push": [],
+            "fetch": [],
+            "ack": [],
+            "fail": [],
+        }
+        self._waiters: dict[str, deque[_Waiter]] = {}
+        self._pushes: dict[str, int] = {}
+        self.task_stats: dict[str, dict[str, Any]] = {}
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def use(self, chain: str, fn: Middleware) -> None:
+        """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``)."""
+        self.middleware[chain].append(fn)
+
+    async def _run(self, chain: str, *args: Any) -> None:
+        for fn in self.middleware[chain]:
+            result = fn(*args)
+            if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
+                await result
+
+    # -- PUSH ---------------------------------------------------------------------
+    async def push_raw(self, raw: bytes | str) -> None:
+        await self.push(jobs.validate(jobs.decode(raw), self.now()))
+
+    async def push(self, job: dict, run_middleware: bool = True) -> None:
+        """Store a validated job: scheduled if ``at`` is ahead, else enqueued."""
+        if run_middleware and self.middleware["push"]:
+            await self._run("push", job)
+        now = self.now()
+        at = jobs.scheduled_at(job, now)
+        if at is not None:
+            job.pop("enqueued_at", None)
+            await self.store.schedule("scheduled", at, jobs.serialize(job))
+            return
+        job["enqueued_at"] = format_time(now)
+        await self.store.push(job["queue"], jobs.priority(job), jobs.serialize(job))
+        self.notify(job["queue"])
+
+    async def push_batch(self, raw: bytes | str) -> dict[str, str]:
+        """PUSHB: each job on its own; returns {jid: error} for the ones refused."""
+        batch = jobs.decode(raw)
+        if not isinstance(batch, list):
+            raise JobError("invalid JSON: PUSHB takes a JSON array of jobs")
+        now = self.now()
+        created = format_time(now)
+        errors: dict[str, str] = {}
+        for i, item in enumerate(batch):
+            jid = item.get("jid") if isinstance(item, dict) else None
+            try:
+                if isinstance(item, dict) and not item.get("created_at"):
+                    item = dict(item, created_at=created)
+                await self.push(jobs.validate(item, now))
+            except (JobError, CommandError) as e:
+                errors[jid if isinstance(jid, str) else str(i)] = str(e)
+        return errors
+
+    # -- FETCH ----------------------------------------------------------------
+    def notify(self, queue: str) -> None:
+        """A job landed in ``queue``: wake one FETCH waiting on it."""
+        self._pushes[queue] = self._pushes.get(queue, 0) + 1
+        waiting = self._waiters.get(queue)
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.d.called:
+                waiter.fire(True)
+                return
+
+    def remote_notify(self, message: bytes | str) -> None:
+        """A pub/sub message ``<origin> <queue>`` from some server's PUSH or sweep."""
+        if isinstance(message, bytes):
+            message = message.decode()
+        origin, _, queue = message.partition(" ")
+        if origin != self.store.origin and queue:
+            self.notify(queue)
+
+    def _park(self, queues: list[str], timeout: float, ctx: FetchContext) -> defer.Deferred:
+        d = defer.Deferred()
+        waiter = _Waiter(d, self.clock.callLater(timeout, lambda: waiter.fire(False)))
+        for q in queues:
+            self._waiters.setdefault(q, deque()).append(waiter)
+        ctx.waiter = waiter
+
+        def unpark(result):
+            ctx.waiter = None
+            for q in queues:
+                waiting = self._waiters.get(q)
+                if waiting is not None:
+                    try:
+                        waiting.remove(waiter)
+                    except ValueError:
+                        pass
+                    if not waiting:
+                        del self._waiters[q]
+            return result
+
+        return d.addBoth(unpark)
+
+    async def fetch(
+        self, queues: list[str], wid: str = "", ctx: FetchContext | None = None
+    ) -> bytes | None:
+        """The next job from the first non-empty queue, waiting up to 2 s for one."""
+        ctx = ctx or FetchContext()
+        wid_json = json.dumps(wid)
+        deadline = self.now() + FETCH_WAIT
+        while True:
+            seen = [self._pushes.get(q, 0) for q in queues]
+            now = self.now()
+            raw = await self.store.fetch(queues, now, format_time(now), wid, wid_json)
+            if raw == 0:
+                # Quiet or terminating: no work, but don't let the client spin.
+                await self._park([], max(0.0, deadline - self.now()), ctx)
+                return None
+            if raw is not None:
+                if not self.middleware["fetch"]:
+                    return raw
+                job = json.loads(raw)
+                try:
+                    await self._run("fetch", job)
+                except Discard as e:
+                    log.info("JID {jid}: Halt: {why}", jid=job.get("jid"), why=e)
+                    reservation = await self.store.reservation(job["jid"])
+                    if reservation is not None:
+                        await self.store.settle_failure(job["jid"], "", reservation, "", 0, "")
+                    continue
+                except BaseException:
+                    # Refused by middleware: the job goes back into its queue.
+                    await self.release(job)
+                    raise
+                return raw
+            if seen != [self._pushes.get(q, 0) for q in queues]:
+                continue  # a push raced our empty answer
+            remaining = deadline - self.now()
+            if remaining <= 0 or ctx is None:
+                return None
+            if not await self._park(queues, remaining, ctx):
+                return None
+
+    async def release(self, job: dict) -> None:
+        """Undo a reservation without counting it (e.g. a FETCH middleware refusal)."""
+        raw = await self.store.reservation(job["jid"])
+        if raw is None:
+            return
+        stored = json.loads(raw)["job"]
+        await self.store.release(
+            job["jid"], raw, stored["queue"], jobs.priority(stored), jobs.serialize(stored)
+        )
+
+    # -- ACK / FAIL -----------------------------------------------------------
+    async def ack(self, jid: str) -> None:
+        raw = await self.store.ack(jid, local_day(self.now()))
+        if raw is None:
+            log.debug("ACK for unknown job {jid}", jid=jid)
+            return
+        if self.middleware["ack"]:
+            await self._run("ack", json.loads(raw)["job"])
+
+    async def fail(
+        self, jid: str, errtype: Any = "", message: Any = "", backtrace: Any = None
+    ) -> None:
+        raw = await self.store.reservation(jid)
+        if raw is None:
+            raise CommandError(f"Job not found {jid}")
+        await self._fail_reservation(jid, raw, errtype, message, backtrace)
+
+    async def _fail_reservation(
+        self, jid: str, raw: bytes, errtype: Any, message: Any, backtrace: Any
+    ) -> bool:
+        job = json.loads(raw)["job"]
+        now = self.now()
+        errtype = (str(errtype) if errtype else "").strip()[:100] or "unknown"
+        message = (str(message) if message else "").strip()[:1000] or "unknown"
+        lines = [str(x) for x in backtrace[:50]] if isinstance(backtrace, list) else []
+        old = job.get("failure") or None
+        retry = job.get("retry")
+        failure: dict[str, Any] = {"failed_at": old["failed_at"] if old else format_time(now)}
+        failure["next_at"] = ""
+        failure["message"] = message
+        failure["errtype"] = errtype
+        if lines:
+            failure["backtrace"] = lines
+        if old:
+            failure["retry_count"] = int(old.get("retry_count", 0)) + 1
+            remaining = int(old.get("remaining", 0))
+            failure["remaining"] = remaining - 1 if remaining > 0 else remaining
+        else:
+            failure["retry_count"] = 0
+            failure["remaining"] = retry or 0
+        job["failure"] = failure
+        if self.middleware["fail"]:
+            await self._run("fail", job, failure)
+        count = failure["retry_count"]
+        if not retry:
+            target, score = "", 0.0
+        elif count < retry:
+            score = now + retry_delay(count, self.rng)
+            target = "retries"
+            failure["next_at"] = format_time(score)
+        else:
+            target, score = "dead", now + jobs.DEAD_TTL
+        if not failure["next_at"]:
+            del failure["next_at"]
+        return await self.store.settle_failure(
+            jid, local_day(now), raw, target, score, jobs.serialize(job)
+        )
+
+    # -- periodic sweeps ------------------------------------------------------
+    def _stat(self, name: str, **add: Any) -> dict[str, Any]:
+        stats = self.task_stats.setdefault(name, {"cycles": 0, "enqueued": 0, "wall_time_sec": 0.0})
+        for k, v in add.items():
+            stats[k] = stats.get(k, 0) + v
+        return stats
+
+    async def promote(self, name: str) -> int:
+        """Move due ``scheduled`` or ``retries`` jobs into their queues, 100 at a time."""
+        started = time.monotonic()
+        moved = 0
+        while True:
+            now = self.now()
+            n = await self.store.promote(name, now, format_time(now), BATCH)
+            moved += n
+            if n < BATCH:
+                break
+        self._stat(
+            name.capitalize(), cycles=1, enqueued=moved, wall_time_sec=time.monotonic() - started
+        )
+        return moved
+
+    async def purge_dead(self) -> int:
+        started = time.monotonic()
+        gone = await self.store.purge("dead", self.now(), BATCH * 10)
+        self._stat("Dead", cycles=1, wall_time_sec=time.monotonic() - started)
+        return gone
+
+    async def reap_reservations(self) -> int:
+        """Fail jobs whose reservation ran out: their worker died or hung."""
+        reaped = 0
+        while True:
+            jids = await self.store.expired_reservations(self.now(), BATCH)
+            for jid in jids:
+                raw = await self.store.reservation(jid)
+                if raw is None:
+                    await self.store.drop_orphan_expiry(jid)
+                    continue
+                if await self._fail_reservation(
+                    jid, raw, "ReservationExpired", "Faktory job reservation expired", None
+                ):
+                    reaped += 1
+                    log.info("Reservation for job {jid} expired", jid=jid)
+            if len(jids) < BATCH:
+                break
+        stats = self.task_stats.setdefault("Busy", {"reaped": 0})
+        stats["reaped"] += reaped
+        return reaped

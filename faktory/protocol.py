@@ -1,0 +1,352 @@
+"""The Faktory work protocol: handshake, command dispatch and RESP replies.
+
+Protocol code parses lines and writes replies; every decision is delegated to
+the manager, the worker registry or the admin API.  Commands on one
+connection are answered strictly in order: while one is in flight, later
+lines wait their turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from .errors import CommandError
+from .job import JobError, dumps
+from .manager import FetchContext
+
+log = Logger()
+
+HANDSHAKE_TIMEOUT = 2.0
+MAX_PENDING = 256  # queued lines before we stop reading from a pipelining client
+
+
+class _OK:
+    """Marker for a ``+OK`` reply."""
+
+
+OK = _OK()
+
+
+def password_hash(password: str, salt: str, iterations: int) -> str:
+    """Faktory's iterated SHA-256: hash(password+salt), then re-hash the raw
+    digest ``iterations - 1`` more times; lowercase hex."""
+    digest = hashlib.sha256((password + salt).encode()).digest()
+    for _ in range(iterations - 1):
+        digest = hashlib.sha256(digest).digest()
+    return digest.hex()
+
+
+def encode_reply(value: Any) -> bytes:
+    if value is OK:
+        return b"+OK\r\n"
+    if value is None:
+        return b"$-1\r\n"
+    if isinstance(value, str):
+        value = value.encode()
+    elif not isinstance(value, bytes):
+        value = dumps(value).encode()
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def encode_error(message: str, code: str = "ERR") -> bytes:
+    text = f"{code} {message}".replace("\r", " ").replace("\n", " ")
+    return b"-" + text.encode("utf-8", "replace") + b"\r\n"
+
+
+def _json_arg(verb: str, arg: str, kind: type = dict) -> Any:
+    try:
+        value = json.loads(arg)
+    except ValueError:
+        value = None
+    if not isinstance(value, kind):
+        raise CommandError(f"invalid {verb} {arg}")
+    return value
+
+
+class FaktoryProtocol(LineReceiver):
+    delimiter = b"\n"
+
+    def __init__(self) -> None:
+        self.identified = False
+        self.wid = ""
+        self.hello: dict[str, Any] = {}
+        self._busy = False
+        self._pending: list[bytes] = []
+        self._paused = False
+        self._fetch_ctx: FetchContext | None = None
+        self._handshake_timer = None
+        self._salt = ""
+        self._iterations = 0
+
+    # -- connection lifecycle -------------------------------------------------
+    def connectionMade(self) -> None:
+        server = self.factory.server
+        self.MAX_LENGTH = server.max_line_length
+        greeting: dict[str, Any] = {"v": 2}
+        if server.password:
+            self._iterations = random.randint(4000, 8095)
+            self._salt = format(secrets.randbits(63), "x")
+            greeting.update(i=self._iterations, s=self._salt)
+        self.transport.write(b"+HI " + dumps(greeting).encode() + b"\r\n")
+        self._handshake_timer = server.clock.callLater(
+            HANDSHAKE_TIMEOUT, self.transport.abortConnection
+        )
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        if self._fetch_ctx is not None:
+            self._fetch_ctx.abandon()
+        server = self.factory.server
+        if self.identified:
+            self.identified = False
+            server.connection_count -= 1
+            if self.wid:
+                server.workers.disconnect(self.wid, self).addErrback(
+                    lambda f: log.failure("worker disconnect", f)
+                )
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.transport.write(encode_error(f"line too long (max {self.MAX_LENGTH} bytes)"))
+        self.transport.loseConnection()
+
+    # -- line handling --------------------------------------------------------
+    def lineReceived(self, line: bytes) -> None:
+        if self._busy:
+            self._pending.append(line)
+            if len(self._pending) >= MAX_PENDING and not self._paused:
+                self._paused = True
+                self.transport.pauseProducing()
+            return
+        self._handle(line)
+
+    def _handle(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if self.factory.server.shutting_down:
+            self.transport.write(encode_error("shutdown in progress"))
+            self.transport.loseConnection()
+            return
+        if not self.identified:
+            self._busy = True
+            d = defer.maybeDeferred(self._hello, line)
+        else:
+            verb, _, arg = line.partition(b" ")
+            handler = self.factory.commands.get(verb)
+            if handler is None:
+                self._reply_error(
+                    CommandError(f"unknown command {verb.decode('utf-8', 'replace')}")
+                )
+                return
+            self.factory.server.command_count += 1
+            try:
+                result = handler(self, arg.decode("utf-8", "replace").strip())
+            except Exception as e:  # noqa: BLE001 - every failure becomes a reply
+                self._reply_error(e)
+                return
+            if not isinstance(result, defer.Deferred):
+                self._reply(result)
+                return
+            self._busy = True
+            d = result
+        d.addCallbacks(self._reply, self._reply_failure)
+        d.addBoth(self._next)
+
+    def _next(self, _: Any = None) -> None:
+        self._busy = False
+        while self._pending and not self._busy and not self.transport.disconnecting:
+            self._handle(self._pending.pop(0))
+        if self._paused and not self._pending:
+            self._paused = False
+            self.transport.resumeProducing()
+
+    def _reply(self, value: Any) -> None:
+        if value is not _NO_REPLY:
+            self.transport.write(encode_reply(value))
+
+    def _reply_failure(self, failure: Failure) -> None:
+        if failure.check(defer.CancelledError):
+            return
+        self._reply_error(failure.value, failure)
+
+    def _reply_error(self, exc: BaseException, failure: Failure | None = None) -> None:
+        if isinstance(exc, CommandError):
+            self.transport.write(encode_error(exc.message, exc.code))
+        elif isinstance(exc, (JobError, ValueError)):
+            self.transport.write(encode_error(str(exc)))
+        else:
+            log.failure("Command failed", failure or Failure(exc))
+            self.transport.write(encode_error("internal error"))
+
+    # -- handshake ------------------------------------------------------------
+    async def _hello(self, line: bytes):
+        server = self.factory.server
+        if not line.startswith(b"HELLO {"):
+            self.transport.write(encode_error("expected HELLO, the connection must start with it"))
+            self.transport.loseConnection()
+            return _NO_REPLY
+        try:
+            hello = json.loads(line[6:])
+            if not isinstance(hello, dict):
+                raise ValueError("not an object")
+            for key, kind in (("hostname", str), ("wid", str), ("pwdhash", str), ("labels", list)):
+                if hello.get(key) is not None and not isinstance(hello[key], kind):
+                    raise ValueError(f"{key} has the wrong type")
+            v = hello.get("v", 0) or 0
+            if not isinstance(v, int) or not 0 <= v <= 255:
+                raise ValueError("v must be an integer from 0 to 255")
+        except ValueError as e:
+            self.transport.write(encode_error(f"invalid HELLO: {e}"))
+            self.transport.loseConnection()
+            return _NO_REPLY
+        if server.password:
+            iterations = self._iterations if v >= 2 else 1
+            expected = password_hash(server.password, self._salt, iterations)
+            if not hmac.compare_digest(expected, str(hello.get("pwdhash") or "")):
+                self.transport.write(encode_error("Invalid password"))
+                self.transport.loseConnection()
+                return _NO_REPLY
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        self.hello = hello
+        self.identified = True
+        server.connection_count += 1
+        self.wid = hello.get("wid") or ""
+        if self.wid:
+            await server.workers.connect(self.wid, hello, self)
+        self.transport.write(b"+OK\r\n")
+        if server.connection_count > server.max_connections:
+            self.transport.write(encode_error(f"too many connections: {server.connection_count}"))
+            self.transport.loseConnection()
+        return _NO_REPLY
+
+    # -- commands -------------------------------------------------------------
+    def cmd_end(self, arg: str):
+        self.transport.loseConnection()
+        return _NO_REPLY
+
+    def cmd_push(self, arg: str):
+        return _as_ok(self.factory.server.manager.push_raw(arg))
+
+    def cmd_pushb(self, arg: str):
+        return defer.Deferred.fromCoroutine(self.factory.server.manager.push_batch(arg))
+
+    def cmd_fetch(self, arg: str):
+        queues = arg.split()
+        if not queues:
+            raise CommandError("must call fetch with at least one queue")
+        ctx = self._fetch_ctx = FetchContext()
+        return defer.Deferred.fromCoroutine(
+            self.factory.server.manager.fetch(queues, self.wid, ctx)
+        )
+
+    def cmd_ack(self, arg: str):
+        data = _json_arg("ACK", arg)
+        jid = data.get("jid")
+        if (
+            not isinstance(jid, str)
+            or not jid
+            or not all(isinstance(v, str) for v in data.values())
+        ):
+            raise CommandError(f"invalid ACK {arg}")
+        return _as_ok(self.factory.server.manager.ack(jid))
+
+    def cmd_fail(self, arg: str):
+        data = _json_arg("FAIL", arg)
+        jid = data.get("jid")
+        if not jid:
+            raise CommandError("missing JID")
+        if not isinstance(jid, str):
+            raise CommandError(f"invalid FAIL {arg}")
+        return _as_ok(
+            self.factory.server.manager.fail(
+                jid, data.get("errtype"), data.get("message"), data.get("backtrace")
+            )
+        )
+
+    def cmd_beat(self, arg: str):
+        data = _json_arg("BEAT", arg)
+        wid = data.get("wid")
+        rss = data.get("rss_kb")
+        if not isinstance(wid, str) or (rss is not None and not isinstance(rss, int)):
+            raise CommandError(f"invalid BEAT {arg}")
+        state = data.get("current_state") or ""
+        d = self.factory.server.workers.beat(wid, rss, state if isinstance(state, str) else "")
+
+        def reply(state):
+            if state is None:
+                raise CommandError(f"unknown worker {wid}")
+            if state == "running":
+                return OK
+            return dumps({"state": state})
+
+        return d.addCallback(reply)
+
+    def cmd_info(self, arg: str):
+        return self.factory.server.admin.info().addCallback(dumps)
+
+    def cmd_flush(self, arg: str):
+        return self.factory.server.admin.flush().addCallback(lambda _: OK)
+
+    def cmd_batch(self, arg: str):
+        raise CommandError("batch subsystem is only available in Faktory Enterprise")
+
+    def cmd_track(self, arg: str):
+        raise CommandError("tracking subsystem is only available in Faktory Enterprise")
+
+
+_NO_REPLY = object()
+
+
+def _as_ok(coro) -> defer.Deferred:
+    return defer.Deferred.fromCoroutine(coro).addCallback(lambda _: OK)
+
+
+Command = Callable[[FaktoryProtocol, str], Any]
+
+
+class FaktoryFactory(protocol.Factory):
+    """Builds work-protocol connections for one server; ``commands`` is the
+    dispatch table, open to plugins (``add_command``)."""
+
+    protocol = FaktoryProtocol
+
+    BUILTIN = {
+        "END": FaktoryProtocol.cmd_end,
+        "PUSH": FaktoryProtocol.cmd_push,
+        "PUSHB": FaktoryProtocol.cmd_pushb,
+        "FETCH": FaktoryProtocol.cmd_fetch,
+        "ACK": FaktoryProtocol.cmd_ack,
+        "FAIL": FaktoryProtocol.cmd_fail,
+        "BEAT": FaktoryProtocol.cmd_beat,
+        "INFO": FaktoryProtocol.cmd_info,
+        "FLUSH": FaktoryProtocol.cmd_flush,
+        "BATCH": FaktoryProtocol.cmd_batch,
+        "TRACK": FaktoryProtocol.cmd_track,
+    }
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.commands: dict[bytes, Command] = {
+            verb.encode(): fn for verb, fn in self.BUILTIN.items()
+        }
+
+    def add_command(self, verb: str, handler: Command) -> None:
+        """Register or replace a verb; ``handler(protocol, arg)`` returns a reply
+        value (``OK``, bytes/str/JSON-able for a bulk string, None for nil) or a
+        Deferred of one, or raises CommandError."""
+        self.commands[verb.encode()] = handler
+
+
+__all__ = ["FaktoryFactory", "FaktoryProtocol", "OK", "password_hash"]

