@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from twisted.logger import Logger
 
 from .admin import Admin
 from .manager import Manager
+from .plugin import WebPage
 from .protocol import FaktoryFactory
 from .redisproc import RedisProcess
 from .store import Store, connect
@@ -41,16 +43,6 @@ class Settings:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-# (task name, period in seconds): which sweeps run how often.
-TASKS = (
-    ("scheduled", 1),
-    ("retries", 1),
-    ("busy", 5),
-    ("workers", 15),
-    ("dead", 60),
-)
-
-
 class FaktoryServer(service.MultiService):
     """Owns every part of one server process.  Redis-dependent parts exist
     once ``ready`` has fired."""
@@ -75,6 +67,9 @@ class FaktoryServer(service.MultiService):
         self.factory: FaktoryFactory | None = None
         self.ports: dict[str, Any] = {}
         self._running_tasks: set[str] = set()
+        self.tasks: list[tuple[str, int, Callable[[], Any]]] = []
+        self.web_pages: list[WebPage] = []
+        self.plugins: list[Any] = []
         self._tick = 0
         self.redis_process: RedisProcess | None = None
         if not settings.redis_url:
@@ -106,6 +101,13 @@ class FaktoryServer(service.MultiService):
         self.workers = Workers(self.store, self.reactor)
         self.admin = Admin(self)
         self.factory = FaktoryFactory(self)
+        self.add_task("scheduled", 1, lambda: self.manager.promote("scheduled"))
+        self.add_task("retries", 1, lambda: self.manager.promote("retries"))
+        self.add_task("busy", 5, self.manager.reap_reservations)
+        self.add_task("workers", 15, self.workers.reap)
+        self.add_task("dead", 60, self.manager.purge_dead)
+        for plugin in self.plugins:
+            await defer.maybeDeferred(plugin.setup, self)
         await self._listen("work", s.bind, self.factory)
         if s.web:
             from twisted.web.server import Site
@@ -145,6 +147,11 @@ class FaktoryServer(service.MultiService):
         for port in self.ports.values():
             yield port.stopListening()
         self.ports.clear()
+        for plugin in reversed(self.plugins):
+            try:
+                yield defer.maybeDeferred(plugin.shutdown, self)
+            except Exception:  # noqa: BLE001 - one plugin must not block shutdown
+                log.failure("Plugin {name} failed to shut down", name=plugin.name)
         if self.redis is not None:
             self._disconnect()
         yield super().stopService()
@@ -158,21 +165,22 @@ class FaktoryServer(service.MultiService):
         if self.manager is not None:
             self.manager.remote_notify(message)
 
+    def add_task(self, name: str, period: int, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` (which may return a Deferred or coroutine) every ``period``
+        seconds; a run still going when the next is due is not overlapped, and
+        failures are logged.  Every server sharing a Redis runs every task, so
+        tasks must be safe to run concurrently (atomic scripts)."""
+        self.tasks.append((name, period, fn))
+
+    def add_web_page(self, page: WebPage) -> None:
+        self.web_pages.append(page)
+
     def _run_tasks(self) -> None:
         self._tick += 1
-        for name, period in TASKS:
+        for name, period, fn in self.tasks:
             if self._tick % period == 0 and name not in self._running_tasks:
                 self._running_tasks.add(name)
-                d = defer.ensureDeferred(self._task(name))
+                d = defer.maybeDeferred(fn)
+                d.addCallback(lambda r: defer.ensureDeferred(r) if hasattr(r, "__await__") else r)
                 d.addErrback(lambda f, n=name: log.failure("Task {task} failed", f, task=n))
                 d.addBoth(lambda _, n=name: self._running_tasks.discard(n))
-
-    async def _task(self, name: str) -> None:
-        if name in ("scheduled", "retries"):
-            await self.manager.promote(name)
-        elif name == "busy":
-            await self.manager.reap_reservations()
-        elif name == "workers":
-            await self.workers.reap()
-        elif name == "dead":
-            await self.manager.purge_dead()
