@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
+from .pro import builtin_plugins
 from .protocol import FaktoryFactory
 from .redisproc import RedisProcess
 from .store import Store, connect
@@ -40,7 +41,8 @@ class Settings:
     max_line_length: int = 16 * 1024 * 1024
     fsync: str = "everysec"
     redis_loglevel: str = "warning"
-    config: dict[str, Any] = field(default_factory=dict)
+    config_dir: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # parsed conf.d TOML
 
 
 class FaktoryServer(service.MultiService):
@@ -69,7 +71,7 @@ class FaktoryServer(service.MultiService):
         self._running_tasks: set[str] = set()
         self.tasks: list[tuple[str, int, Callable[[], Any]]] = []
         self.web_pages: list[WebPage] = []
-        self.plugins: list[Any] = []
+        self.plugins: list[Any] = builtin_plugins()
         self._tick = 0
         self.redis_process: RedisProcess | None = None
         if not settings.redis_url:

@@ -7,6 +7,7 @@ import re
 
 from twisted.python import usage
 
+from . import config
 from .server import FaktoryServer, Settings
 
 ENVIRONMENTS = ("development", "staging", "production")
@@ -47,6 +48,12 @@ class Options(usage.Options):
             "e",
             None,
             "development, staging or production (default $FAKTORY_ENV or development).",
+        ],
+        [
+            "config-dir",
+            "c",
+            None,
+            "Directory holding conf.d/*.toml (default ~/.faktory, /etc/faktory in production).",
         ],
         ["password-file", None, None, "File holding the password (else $FAKTORY_PASSWORD)."],
         [
@@ -92,6 +99,12 @@ class Options(usage.Options):
         web = self["web"]
         self["web"] = None if web in ("none", "", ":0", "0") else endpoint_string(web, 7420)
         self["password"] = read_password(self["password-file"])
+        if not self["config-dir"]:
+            self["config-dir"] = config.default_config_dir(env)
+        try:
+            self["config"] = config.load(self["config-dir"])
+        except (config.ConfigError, OSError) as e:
+            raise usage.UsageError(str(e)) from None
 
     def settings(self) -> Settings:
         return Settings(
@@ -105,6 +118,8 @@ class Options(usage.Options):
             max_connections=self["max-connections"],
             max_line_length=self["max-line-length"],
             fsync=self["fsync"],
+            config_dir=self["config-dir"],
+            config=self["config"],
         )
 
 
