@@ -82,6 +82,10 @@ class Manager:
             "fetch": [],
             "ack": [],
             "fail": [],
+            # After a reservation is settled, exactly once: fn(job, outcome,
+            # reservation) with outcome "ack", "retry", "dead", "drop" or "discard"
+            # and the reservation's reserved_at/expiry/wid (batches, tracking, metrics).
+            "settled": [],
         }
         self._waiters: dict[str, deque[_Waiter]] = {}
         self._pushes: dict[str, int] = {}
@@ -91,7 +95,7 @@ class Manager:
         return self.clock.seconds()
 
     def use(self, chain: str, fn: Middleware) -> None:
-        """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``)."""
+        """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``, ``settled``)."""
         self.middleware[chain].append(fn)
 
     async def _run(self, chain: str, *args: Any) -> None:
@@ -201,8 +205,12 @@ class Manager:
                 except Discard as e:
                     log.info("JID {jid}: Halt: {why}", jid=job.get("jid"), why=e)
                     reservation = await self.store.reservation(job["jid"])
-                    if reservation is not None:
-                        await self.store.settle_failure(job["jid"], "", reservation, "", 0, "")
+                    if reservation is not None and await self.store.settle_failure(
+                        job["jid"], "", reservation, "", 0, ""
+                    ):
+                        res = json.loads(reservation)
+                        res.pop("job", None)
+                        await self._run("settled", job, "discard", res)
                     continue
                 except BaseException:
                     # Refused by middleware: the job goes back into its queue.
@@ -233,8 +241,11 @@ class Manager:
         if raw is None:
             log.debug("ACK for unknown job {jid}", jid=jid)
             return
-        if self.middleware["ack"]:
-            await self._run("ack", json.loads(raw)["job"])
+        if self.middleware["ack"] or self.middleware["settled"]:
+            reservation = json.loads(raw)
+            job = reservation.pop("job")
+            await self._run("ack", job)
+            await self._run("settled", job, "ack", reservation)
 
     async def fail(
         self, jid: str, errtype: Any = "", message: Any = "", backtrace: Any = None
@@ -281,9 +292,15 @@ class Manager:
             target, score = "dead", now + jobs.DEAD_TTL
         if not failure["next_at"]:
             del failure["next_at"]
-        return await self.store.settle_failure(
+        settled = await self.store.settle_failure(
             jid, local_day(now), raw, target, score, jobs.serialize(job)
         )
+        if settled and self.middleware["settled"]:
+            reservation = json.loads(raw)
+            reservation.pop("job", None)
+            outcome = {"retries": "retry", "dead": "dead"}.get(target, "drop")
+            await self._run("settled", job, outcome, reservation)
+        return settled
 
     # -- periodic sweeps ------------------------------------------------------
     def _stat(self, name: str, **add: Any) -> dict[str, Any]:
