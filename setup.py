@@ -7,7 +7,7 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["faktory", "faktory.*"]) + ["twisted.plugins"],
+    packages=find_packages(include=["faktory", "faktory.*"]) + ["twisted.plugins", "faktory_plugins"],
     package_data={"twisted.plugins": ["faktory_plugin.py"], "faktory": ["web/static/*", "web/templates/*"]},
     include_package_data=True,
     install_requires=[
@@ -29,6 +29,7 @@ setup(
             "selenium",
             "hypothesis",
             "ruff",
+            "mkdocs>=1.6",
         ],
     },
     entry_points={"console_scripts": ["faktory-cli=faktory.cli:main"]},

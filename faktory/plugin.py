@@ -1,15 +1,36 @@
 """Extension hooks: what a plugin (built-in or third-party) may add to a server.
 
-A plugin is an object providing ``IFaktoryPlugin``.  When the server is up
-(Redis connected, manager, worker registry and protocol factory built), each
-enabled plugin's ``setup(server)`` is called; it registers what it adds:
+A plugin is an object providing ``IFaktoryPlugin``, found by
+``twisted.plugin.getPlugins`` in a ``faktory_plugins/<module>.py`` drop-in (or
+``twisted/plugins``) and run when the config enables it by name (see
+``faktory.plugins``).  Once the server is up (Redis connected, manager, worker
+registry and protocol factory built, listeners not yet open), each enabled
+plugin's ``setup(server)`` is called; it registers what it adds:
 
-* middleware around PUSH/FETCH/ACK/FAIL: ``server.manager.use(chain, fn)``
-* protocol verbs: ``server.factory.add_command("VERB", handler)``
-* periodic work: ``server.add_task(name, period_seconds, fn)``
-* web UI pages and nav links: ``server.add_web_page(WebPage(...))``
+* middleware: ``server.manager.use(chain, fn)``; ``fn`` may return a Deferred or
+  be a coroutine function:
 
-and may return a Deferred.  ``shutdown(server)`` runs when the server stops.
+  - ``"push"``  ``fn(job)`` before a job is stored: may change the job dict,
+    or raise ``faktory.errors.Halt(msg, code)`` to refuse it (the client gets
+    ``-<code> <msg>``);
+  - ``"fetch"`` ``fn(job)`` after a job is reserved, before it is sent: may
+    change what the worker receives, raise ``Halt`` (the job goes back to its
+    queue, the worker gets the error) or ``faktory.errors.Discard`` (the job
+    is dropped and the next one fetched);
+  - ``"ack"``   ``fn(job)`` after a job was acknowledged: observe only;
+  - ``"fail"``  ``fn(job, failure)`` before a failure is recorded: may change
+    the ``failure`` dict (e.g. ``retry_count``) or observe;
+  - ``"settled"`` ``fn(job, outcome, reservation)`` once a reservation is
+    settled (exactly once, even with several servers): ``outcome`` is
+    ``"ack"``, ``"retry"``, ``"dead"``, ``"drop"`` (failed, retry 0) or
+    ``"discard"`` (dropped at fetch); ``reservation`` has ``reserved_at``.
+
+* protocol verbs: ``server.factory.add_command("VERB", handler)``;
+* periodic work: ``server.add_task(name, period_seconds, fn)``;
+* web UI pages and nav links: ``server.add_web_page(WebPage(...))``;
+
+and may return a Deferred or be a coroutine.  ``shutdown(server)`` runs when
+the server stops, in reverse setup order, before Redis is disconnected.
 """
 
 from __future__ import annotations
@@ -18,11 +39,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zope.interface import Attribute, Interface
+from twisted.plugin import IPlugin
+from zope.interface import Attribute
 
 
-class IFaktoryPlugin(Interface):
+class IFaktoryPlugin(IPlugin):
+    """Extends ``IPlugin`` because ``getPlugins`` only collects objects that
+    provide it: ``@implementer(IFaktoryPlugin)`` on the class is enough."""
+
     name = Attribute("Unique name; the config enables plugins by it.")
+    description = Attribute("Optional one-line summary for --list-plugins.")
 
     def setup(server: Any) -> Any:
         """Register hooks on a running server; may return a Deferred."""
@@ -42,3 +68,11 @@ class WebPage:
     title: str
     render: Callable[[Any], Any]
     nav: bool = True
+
+
+def plugin_settings(server: Any, name: str) -> dict[str, Any]:
+    """The plugin's own ``[plugins.<name>]`` config table (empty if absent), so
+    every plugin reads its settings from the one config the server loaded."""
+    table = server.settings.config.get("plugins", {})
+    value = table.get(name, {}) if isinstance(table, dict) else {}
+    return value if isinstance(value, dict) else {}

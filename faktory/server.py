@@ -13,10 +13,10 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 
+from . import plugins
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
-from .pro import builtin_plugins
 from .protocol import FaktoryFactory
 from .redisproc import RedisProcess
 from .store import Store, connect
@@ -71,7 +71,8 @@ class FaktoryServer(service.MultiService):
         self._running_tasks: set[str] = set()
         self.tasks: list[tuple[str, int, Callable[[], Any]]] = []
         self.web_pages: list[WebPage] = []
-        self.plugins: list[Any] = builtin_plugins()
+        self.plugins: list[Any] = plugins.enabled(settings.config)
+        self.plugins_started: list[Any] = []
         self._tick = 0
         self.redis_process: RedisProcess | None = None
         if not settings.redis_url:
@@ -108,8 +109,7 @@ class FaktoryServer(service.MultiService):
         self.add_task("busy", 5, self.manager.reap_reservations)
         self.add_task("workers", 15, self.workers.reap)
         self.add_task("dead", 60, self.manager.purge_dead)
-        for plugin in self.plugins:
-            await defer.maybeDeferred(plugin.setup, self)
+        await plugins.setup_all(self)
         await self._listen("work", s.bind, self.factory)
         if s.web:
             from twisted.web.server import Site
@@ -149,11 +149,7 @@ class FaktoryServer(service.MultiService):
         for port in self.ports.values():
             yield port.stopListening()
         self.ports.clear()
-        for plugin in reversed(self.plugins):
-            try:
-                yield defer.maybeDeferred(plugin.shutdown, self)
-            except Exception:  # noqa: BLE001 - one plugin must not block shutdown
-                log.failure("Plugin {name} failed to shut down", name=plugin.name)
+        yield defer.ensureDeferred(plugins.shutdown_all(self))
         if self.redis is not None:
             self._disconnect()
         yield super().stopService()

@@ -7,7 +7,7 @@ import re
 
 from twisted.python import usage
 
-from . import config
+from . import config, plugins
 from .server import FaktoryServer, Settings
 
 ENVIRONMENTS = ("development", "staging", "production")
@@ -72,6 +72,11 @@ class Options(usage.Options):
         ],
         ["fsync", None, "everysec", "Redis AOF fsync policy: always, everysec or no (RDB only)."],
     ]
+    optFlags = [["list-plugins", None, "List built-in and installed plugins, then exit."]]
+
+    def opt_plugin(self, name: str) -> None:
+        """Enable an installed plugin by name (repeatable; adds to [plugins] enabled)."""
+        self.setdefault("plugin", []).append(name)
 
     def postOptions(self) -> None:
         env = self["environment"] or os.environ.get("FAKTORY_ENV") or "development"
@@ -104,6 +109,14 @@ class Options(usage.Options):
         try:
             self["config"] = config.load(self["config-dir"])
         except (config.ConfigError, OSError) as e:
+            raise usage.UsageError(str(e)) from None
+        plugins.enable(self["config"], self.get("plugin", []))
+        if self["list-plugins"]:
+            plugins.print_listing(self["config"])
+            raise SystemExit(0)
+        try:
+            plugins.enabled(self["config"])
+        except plugins.PluginError as e:
             raise usage.UsageError(str(e)) from None
 
     def settings(self) -> Settings:
