@@ -8,4 +8,9 @@ from typing import Any
 
 def builtin_plugins() -> list[Any]:
     """Fresh instances of every built-in feature plugin, in setup order."""
-    return []
+    from .batch import BatchPlugin
+
+    return [
+        # Batches count a member job at PUSH: after every check that may refuse it.
+        BatchPlugin(),
+    ]

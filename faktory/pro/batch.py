@@ -1,0 +1,582 @@
+"""Batches (Faktory Enterprise): a group of jobs with ``complete`` and
+``success`` callback jobs, fired exactly once.
+
+Wire (reference §9.4 and the Go, Ruby, Rust and Python clients)::
+
+    BATCH NEW {"description":..,"parent_bid":..,"success":{job},"complete":{job}}  -> $b-<id>
+    BATCH OPEN <bid>             -> $<bid>   (-ERR no such batch <bid>)
+    BATCH COMMIT <bid>           -> +OK
+    BATCH STATUS <bid>           -> $<json: bid parent_bid description created_at
+                                     complete_st success_st total pending failed>
+    BATCH CHILD <parent> <child> -> +OK      (our extension: adopt an existing batch)
+
+Member jobs carry ``custom.bid`` and are counted at PUSH.  ``complete`` fires
+once every member has run once (ACK or FAIL) and every child batch's complete
+phase is over; ``success`` fires once every member is ACKed, the complete
+callback has itself been ACKed, and every child's success phase is over.
+Callbacks wait for COMMIT (OPEN takes a batch back until the next COMMIT).
+
+Every transition is one Lua script that also enqueues the callback job, so two
+servers sharing a Redis can never fire a callback twice or miss one.  Callback
+jobs carry ``custom._bid`` and ``custom._cb`` (``complete``/``success``) so
+their ACK can be recognised.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from .. import job as jobs
+from ..errors import CommandError
+from ..job import JobError, format_time
+from ..plugin import WebPage
+from ..store import _ENQUEUE_LUA, Script
+
+log = Logger()
+
+UNCOMMITTED_TTL = 30 * 60  # a batch never committed vanishes after 30 min idle
+ACTIVE_TTL = 30 * 24 * 3600  # committed, still waiting on jobs (retries last ~3 weeks)
+FINISHED_TTL = 24 * 3600  # kept readable (STATUS, OPEN, web UI) after success
+MAX_DEPTH = 64  # parent chain walked when checking BATCH CHILD for cycles
+STATUS_FIELDS = (
+    "bid",
+    "parent_bid",
+    "description",
+    "created_at",
+    "complete_st",
+    "success_st",
+    "total",
+    "pending",
+    "failed",
+)
+
+# Shared by every script.  ARGV: prefix, now_str, origin, ...; script-specific
+# arguments start at ARGV[4].  Hash ``batch:<bid>`` holds the batch, counters
+# and callback templates; ``batch:<bid>:jobs`` maps member jid -> p (pushed,
+# not yet run) / f (failed, ran) / s (succeeded); ``batch:<bid>:kids`` holds
+# child bids; ZSET ``batches`` indexes bids by creation time for the web UI.
+_LIB = (
+    _ENQUEUE_LUA
+    + f"""
+local P, NOW, ORIGIN = ARGV[1], ARGV[2], ARGV[3]
+local fired = {{'ok'}}
+local function bkey(bid) return P .. 'batch:' .. bid end
+local function refresh(bid)
+  local k = bkey(bid)
+  local b = redis.call('HMGET', k, 'committed_at', 'success_done')
+  local ttl = {UNCOMMITTED_TTL}
+  if b[2] == '1' then ttl = {FINISHED_TTL} elseif b[1] then ttl = {ACTIVE_TTL} end
+  redis.call('EXPIRE', k, ttl)
+  redis.call('EXPIRE', k .. ':jobs', ttl)
+  redis.call('EXPIRE', k .. ':kids', ttl)
+end
+local function fire(k, which)
+  local b = redis.call('HMGET', k, which, which .. '_q', which .. '_pri')
+  enqueue(P, b[2], b[3], '{{"enqueued_at":"' .. NOW .. '",' .. string.sub(b[1], 2), ORIGIN)
+  redis.call('HSET', k, which .. '_st', '1')
+  fired[#fired + 1] = b[2]
+end
+local evaluate
+local function finish(bid, which)
+  local k = bkey(bid)
+  if redis.call('HGET', k, which .. '_done') == '1' then return end
+  redis.call('HSET', k, which .. '_done', '1')
+  if redis.call('HEXISTS', k, which) == 1 then redis.call('HSET', k, which .. '_st', '2') end
+  refresh(bid)
+  evaluate(bid)
+  local parent = redis.call('HGET', k, 'parent_bid')
+  if parent and parent ~= '' and redis.call('EXISTS', bkey(parent)) == 1 then
+    local field = 'kids_unsuccessful'
+    if which == 'complete' then field = 'kids_incomplete' end
+    redis.call('HINCRBY', bkey(parent), field, -1)
+    refresh(parent)
+    evaluate(parent)
+  end
+end
+evaluate = function(bid)
+  local k = bkey(bid)
+  local b = redis.call('HMGET', k, 'committed', 'unrun', 'pending', 'kids_incomplete',
+    'kids_unsuccessful', 'complete_done', 'success_done', 'complete_st', 'success_st')
+  if b[1] ~= '1' then return end
+  if b[6] ~= '1' then
+    if not b[8] and tonumber(b[2] or 0) <= 0 and tonumber(b[4] or 0) <= 0 then
+      if redis.call('HEXISTS', k, 'complete') == 1 then fire(k, 'complete')
+      else finish(bid, 'complete') end
+    end
+    return
+  end
+  if b[7] ~= '1' and not b[9] and tonumber(b[3] or 0) <= 0 and tonumber(b[5] or 0) <= 0 then
+    if redis.call('HEXISTS', k, 'success') == 1 then fire(k, 'success')
+    else finish(bid, 'success') end
+  end
+end
+local function adopt(parent, child)
+  local ck = bkey(child)
+  redis.call('SADD', bkey(parent) .. ':kids', child)
+  local b = redis.call('HMGET', ck, 'complete_done', 'success_done')
+  if b[1] ~= '1' then redis.call('HINCRBY', bkey(parent), 'kids_incomplete', 1) end
+  if b[2] ~= '1' then redis.call('HINCRBY', bkey(parent), 'kids_unsuccessful', 1) end
+  redis.call('HSET', ck, 'parent_bid', parent)
+  refresh(parent)
+end
+"""
+)
+
+# ARGV[4..]: bid, parent_bid, created_at, score, description, then for complete
+# and success: template JSON ('' = none), queue, priority.
+NEW = (
+    _LIB
+    + """
+local bid, parent = ARGV[4], ARGV[5]
+local k = bkey(bid)
+if parent ~= '' and redis.call('EXISTS', bkey(parent)) == 0 then return {'noparent'} end
+redis.call('HSET', k, 'bid', bid, 'created_at', ARGV[6], 'description', ARGV[8],
+  'committed', '0', 'total', 0, 'pending', 0, 'failed', 0, 'unrun', 0,
+  'kids_incomplete', 0, 'kids_unsuccessful', 0)
+if ARGV[9] ~= '' then
+  redis.call('HSET', k, 'complete', ARGV[9], 'complete_q', ARGV[10], 'complete_pri', ARGV[11])
+end
+if ARGV[12] ~= '' then
+  redis.call('HSET', k, 'success', ARGV[12], 'success_q', ARGV[13], 'success_pri', ARGV[14])
+end
+redis.call('ZADD', P .. 'batches', ARGV[7], bid)
+refresh(bid)
+if parent ~= '' then adopt(parent, bid) end
+return fired
+"""
+)
+
+# ARGV[4..]: bid.  Takes a batch back until the next COMMIT.
+OPEN = (
+    _LIB
+    + """
+local k = bkey(ARGV[4])
+if redis.call('EXISTS', k) == 0 then return {'nobatch'} end
+redis.call('HSET', k, 'committed', '0')
+refresh(ARGV[4])
+return fired
+"""
+)
+
+# ARGV[4..]: bid.
+COMMIT = (
+    _LIB
+    + """
+local bid = ARGV[4]
+local k = bkey(bid)
+if redis.call('EXISTS', k) == 0 then return {'nobatch'} end
+redis.call('HSET', k, 'committed', '1')
+redis.call('HSETNX', k, 'committed_at', NOW)
+refresh(bid)
+evaluate(bid)
+return fired
+"""
+)
+
+# ARGV[4..]: bid, jid.  A member job was pushed.
+ADD_JOB = (
+    _LIB
+    + """
+local bid = ARGV[4]
+local k = bkey(bid)
+if redis.call('EXISTS', k) == 0 then return {'nobatch'} end
+if redis.call('HSETNX', k .. ':jobs', ARGV[5], 'p') == 1 then
+  redis.call('HINCRBY', k, 'total', 1)
+  redis.call('HINCRBY', k, 'pending', 1)
+  redis.call('HINCRBY', k, 'unrun', 1)
+end
+refresh(bid)
+return fired
+"""
+)
+
+# ARGV[4..]: bid, jid, '1' (ACKed) or '0' (failed).  A member job ran.
+JOB_DONE = (
+    _LIB
+    + """
+local bid, jid = ARGV[4], ARGV[5]
+local k = bkey(bid)
+if redis.call('EXISTS', k) == 0 then return {'nobatch'} end
+local st = redis.call('HGET', k .. ':jobs', jid)
+if not st then return {'unknown'} end
+if ARGV[6] == '1' then
+  if st == 's' then return fired end
+  redis.call('HSET', k .. ':jobs', jid, 's')
+  redis.call('HINCRBY', k, 'pending', -1)
+  if st == 'p' then redis.call('HINCRBY', k, 'unrun', -1)
+  else redis.call('HINCRBY', k, 'failed', -1) end
+else
+  if st ~= 'p' then return fired end
+  redis.call('HSET', k .. ':jobs', jid, 'f')
+  redis.call('HINCRBY', k, 'unrun', -1)
+  redis.call('HINCRBY', k, 'failed', 1)
+end
+refresh(bid)
+evaluate(bid)
+return fired
+"""
+)
+
+# ARGV[4..]: bid, 'complete' or 'success'.  A callback job was ACKed.
+CALLBACK_DONE = (
+    _LIB
+    + """
+local bid, which = ARGV[4], ARGV[5]
+if redis.call('HGET', bkey(bid), which .. '_st') ~= '1' then return fired end
+finish(bid, which)
+return fired
+"""
+)
+
+# ARGV[4..]: parent, child.  Adopts an existing batch as a child.
+CHILD = (
+    _LIB
+    + f"""
+local parent, child = ARGV[4], ARGV[5]
+if redis.call('EXISTS', bkey(parent)) == 0 then return {{'noparent'}} end
+if redis.call('EXISTS', bkey(child)) == 0 then return {{'nobatch'}} end
+local current = redis.call('HGET', bkey(child), 'parent_bid')
+if current == parent then return fired end
+if current and current ~= '' then return {{'hasparent', current}} end
+local up = parent
+for _ = 1, {MAX_DEPTH} do
+  if up == child then return {{'cycle'}} end
+  up = redis.call('HGET', bkey(up), 'parent_bid')
+  if not up or up == '' then break end
+end
+adopt(parent, child)
+return fired
+"""
+)
+
+# ARGV: prefix, start, count.  Drops index entries whose batch expired;
+# returns {checked, removed}.
+SWEEP = """
+local P = ARGV[1]
+local bids = redis.call('ZRANGE', P .. 'batches', tonumber(ARGV[2]),
+  tonumber(ARGV[2]) + tonumber(ARGV[3]) - 1)
+local gone = {}
+for _, bid in ipairs(bids) do
+  if redis.call('EXISTS', P .. 'batch:' .. bid) == 0 then gone[#gone + 1] = bid end
+end
+if #gone > 0 then redis.call('ZREM', P .. 'batches', unpack(gone)) end
+return {#bids, #gone}
+"""
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
+
+
+class BatchStore:
+    """Redis side of batches: every key and script lives here."""
+
+    _new = Script(NEW)
+    _open = Script(OPEN)
+    _commit = Script(COMMIT)
+    _add_job = Script(ADD_JOB)
+    _job_done = Script(JOB_DONE)
+    _callback_done = Script(CALLBACK_DONE)
+    _child = Script(CHILD)
+    _sweep = Script(SWEEP)
+
+    def __init__(self, store) -> None:
+        self.redis = store.redis
+        self.prefix = store.prefix
+        self.origin = store.origin
+
+    def _call(self, script: Script, now: float, *args: Any) -> defer.Deferred:
+        """Fires with (status, [queues that got a callback job])."""
+        d = script(self.redis, (self.prefix, format_time(now), self.origin, *args))
+        return d.addCallback(lambda r: (_s(r[0]), [_s(q) for q in r[1:]]))
+
+    def new(
+        self,
+        bid: str,
+        now: float,
+        parent: str,
+        description: str,
+        callbacks: dict[str, tuple[str, str, int]],
+    ) -> defer.Deferred:
+        args: list[Any] = [bid, parent, format_time(now), repr(now), description]
+        for which in ("complete", "success"):
+            args.extend(callbacks.get(which, ("", "", 0)))
+        return self._call(self._new, now, *args)
+
+    def open(self, bid: str, now: float) -> defer.Deferred:
+        return self._call(self._open, now, bid)
+
+    def commit(self, bid: str, now: float) -> defer.Deferred:
+        return self._call(self._commit, now, bid)
+
+    def add_job(self, bid: str, jid: str, now: float) -> defer.Deferred:
+        return self._call(self._add_job, now, bid, jid)
+
+    def job_done(self, bid: str, jid: str, ok: bool, now: float) -> defer.Deferred:
+        return self._call(self._job_done, now, bid, jid, "1" if ok else "0")
+
+    def callback_done(self, bid: str, which: str, now: float) -> defer.Deferred:
+        return self._call(self._callback_done, now, bid, which)
+
+    def adopt(self, parent: str, child: str, now: float) -> defer.Deferred:
+        return self._call(self._child, now, parent, child)
+
+    @defer.inlineCallbacks
+    def status(self, bid: str):
+        """The STATUS document, or None for an unknown (or expired) batch."""
+        values = yield self.redis.execute_command(
+            "HMGET", self.prefix + "batch:" + bid, *STATUS_FIELDS
+        )
+        if values[0] is None:
+            return None
+        out: dict[str, Any] = {}
+        for name, value in zip(STATUS_FIELDS, values):
+            text = _s(value)
+            if name in ("total", "pending", "failed"):
+                out[name] = int(text or 0)
+            elif name in ("parent_bid", "description"):
+                if text:  # absent, not "", as the real server (clients parse Option)
+                    out[name] = text
+            else:
+                out[name] = text
+        return out
+
+    @defer.inlineCallbacks
+    def recent(self, limit: int = 100):
+        """Newest batches first, for the web UI."""
+        bids = yield self.redis.execute_command("ZREVRANGE", self.prefix + "batches", 0, limit - 1)
+        statuses = yield defer.gatherResults([self.status(_s(b)) for b in bids])
+        return [s for s in statuses if s is not None]
+
+    def count(self) -> defer.Deferred:
+        return self.redis.execute_command("ZCARD", self.prefix + "batches").addCallback(int)
+
+    def sweep(self, start: int, count: int) -> defer.Deferred:
+        d = self._sweep(self.redis, (self.prefix, start, count))
+        return d.addCallback(lambda r: (int(r[0]), int(r[1])))
+
+
+def _callback(which: str, value: Any, bid: str, now: float) -> tuple[str, str, int]:
+    """Validate one callback job template: (stored JSON, queue, priority)."""
+    if not isinstance(value, dict):
+        raise CommandError(f"invalid batch: {which} callback must be a job object")
+    template = dict(value)
+    template.setdefault("jid", secrets.token_urlsafe(12))
+    template.setdefault("args", [])
+    try:
+        job = jobs.validate(template, now)
+    except JobError as e:
+        raise CommandError(f"invalid batch: {which} callback: {e}") from None
+    job.pop("at", None)
+    job.pop("enqueued_at", None)
+    job.pop("failure", None)
+    custom = dict(job.get("custom") or {})
+    custom.update(_bid=bid, _cb=which)
+    job["custom"] = custom
+    return jobs.serialize(job), job["queue"], jobs.priority(job)
+
+
+class BatchPlugin:
+    """Registers BATCH, the member/callback middleware, the index sweep and
+    the Batches web page."""
+
+    name = "batch"
+
+    def __init__(self) -> None:
+        self.server: Any = None
+        self.store: BatchStore | None = None
+        self._sweep_at = 0
+
+    def setup(self, server) -> None:
+        self.server = server
+        self.store = BatchStore(server.store)
+        server.factory.add_command("BATCH", self.command)
+        server.manager.use("push", self.on_push)
+        server.manager.use("settled", self.on_settled)
+        server.add_task("batch-index", 60, self.sweep_index)
+        server.add_web_page(WebPage(path="batches", title="Batches", render=self.render_page))
+
+    def shutdown(self, server) -> None:
+        pass
+
+    def now(self) -> float:
+        return self.server.clock.seconds()
+
+    def _wake(self, result: tuple[str, list[str]]) -> str:
+        status, queues = result
+        for queue in queues:
+            self.server.manager.notify(queue)
+        return status
+
+    # -- protocol ---------------------------------------------------------
+    def command(self, protocol, arg: str):
+        sub, _, rest = arg.partition(" ")
+        sub, rest = sub.upper(), rest.strip()
+        handler = {
+            "NEW": self.cmd_new,
+            "OPEN": self.cmd_open,
+            "COMMIT": self.cmd_commit,
+            "STATUS": self.cmd_status,
+            "CHILD": self.cmd_child,
+        }.get(sub)
+        if handler is None:
+            raise CommandError(f"unknown BATCH subcommand {sub!r}: use NEW, OPEN, COMMIT, STATUS")
+        return defer.Deferred.fromCoroutine(handler(rest))
+
+    @staticmethod
+    def _bid(rest: str, verb: str) -> str:
+        bid = rest.strip()
+        if not bid or " " in bid:
+            raise CommandError(f"BATCH {verb} takes one batch id")
+        return bid
+
+    async def cmd_new(self, rest: str) -> str:
+        try:
+            spec = json.loads(rest)
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            raise CommandError("invalid batch: BATCH NEW takes a JSON object")
+        if spec.get("bid"):
+            raise CommandError("invalid batch: bid must be blank, the server assigns it")
+        now = self.now()
+        bid = "b-" + secrets.token_urlsafe(12)
+        callbacks = {
+            which: _callback(which, spec[which], bid, now)
+            for which in ("complete", "success")
+            if spec.get(which) is not None
+        }
+        if not callbacks:
+            raise CommandError("invalid batch: a success or complete callback is required")
+        parent = spec.get("parent_bid") or ""
+        description = spec.get("description") or ""
+        if not isinstance(parent, str) or not isinstance(description, str):
+            raise CommandError("invalid batch: parent_bid and description must be strings")
+        status = self._wake(await self.store.new(bid, now, parent, description[:1000], callbacks))
+        if status == "noparent":
+            raise CommandError(f"no such batch {parent}")
+        log.debug("Batch {bid} created", bid=bid)
+        return bid
+
+    async def cmd_open(self, rest: str) -> str:
+        bid = self._bid(rest, "OPEN")
+        if self._wake(await self.store.open(bid, self.now())) == "nobatch":
+            raise CommandError(f"no such batch {bid}")
+        return bid
+
+    async def cmd_commit(self, rest: str):
+        from ..protocol import OK
+
+        bid = self._bid(rest, "COMMIT")
+        if self._wake(await self.store.commit(bid, self.now())) == "nobatch":
+            raise CommandError(f"no such batch {bid}")
+        return OK
+
+    async def cmd_status(self, rest: str) -> str:
+        bid = self._bid(rest, "STATUS")
+        status = await self.store.status(bid)
+        if status is None:
+            raise CommandError(f"no such batch {bid}")
+        return jobs.dumps(status)
+
+    async def cmd_child(self, rest: str):
+        from ..protocol import OK
+
+        parts = rest.split()
+        if len(parts) != 2:
+            raise CommandError("BATCH CHILD takes a parent batch id and a child batch id")
+        parent, child = parts
+        result = await self.store.adopt(parent, child, self.now())
+        status = self._wake(result)
+        if status == "noparent":
+            raise CommandError(f"no such batch {parent}")
+        if status == "nobatch":
+            raise CommandError(f"no such batch {child}")
+        if status == "hasparent":
+            raise CommandError(f"batch {child} already has parent {result[1][0]}")
+        if status == "cycle":
+            raise CommandError(f"batch {parent} descends from {child}: no cycles")
+        return OK
+
+    # -- lifecycle hooks --------------------------------------------------
+    async def on_push(self, job: dict) -> None:
+        custom = job.get("custom")
+        if not custom or "bid" not in custom:
+            return
+        bid = custom["bid"]
+        if not isinstance(bid, str) or not bid:
+            raise JobError("invalid custom.bid: must be a batch id string")
+        status = self._wake(await self.store.add_job(bid, job["jid"], self.now()))
+        if status == "nobatch":
+            raise CommandError(f"no such batch {bid}")
+
+    async def on_settled(self, job: dict, outcome: str, reservation: dict) -> None:
+        custom = job.get("custom")
+        if not custom:
+            return
+        try:
+            which, owner = custom.get("_cb"), custom.get("_bid")
+            if which in ("complete", "success") and isinstance(owner, str):
+                if outcome == "ack":
+                    self._wake(await self.store.callback_done(owner, which, self.now()))
+                return
+            bid = custom.get("bid")
+            if isinstance(bid, str) and bid:
+                # Any failure (retry, dead, dropped, discarded) means "ran once".
+                ok = outcome == "ack"
+                self._wake(await self.store.job_done(bid, job["jid"], ok, self.now()))
+        except Exception:  # noqa: BLE001 - the job itself is settled; never fail the ACK
+            log.failure("Batch bookkeeping failed for job {jid}", jid=job.get("jid"))
+
+    # -- housekeeping and web UI -----------------------------------------
+    async def sweep_index(self) -> None:
+        """Forget expired batches in the web UI index, 500 entries a minute."""
+        checked, removed = await self.store.sweep(self._sweep_at, 500)
+        self._sweep_at = 0 if checked < 500 else self._sweep_at + checked - removed
+
+    async def render_page(self, request) -> str:
+        batches = await self.store.recent(100)
+        total = await self.store.count()
+        state = {"": "pending", "1": "enqueued", "2": "done"}
+        rows = []
+        for b in batches:
+            cells = [
+                b["bid"],
+                b.get("description", ""),
+                b.get("parent_bid", ""),
+                b["created_at"],
+                b["total"],
+                b["pending"],
+                b["failed"],
+                state.get(b["complete_st"], b["complete_st"]),
+                state.get(b["success_st"], b["success_st"]),
+            ]
+            rows.append(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+            )
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in (
+                "BID",
+                "Description",
+                "Parent",
+                "Created",
+                "Total",
+                "Pending",
+                "Failed",
+                "Complete",
+                "Success",
+            )
+        )
+        shown = f"{len(batches)} of {total}" if total > len(batches) else str(len(batches))
+        return (
+            f'<h3>Batches <small class="batch-count">{shown}</small></h3>'
+            f'<table class="table batches"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows) or '<tr><td colspan=9>No batches</td></tr>'}</tbody></table>"
+        )
