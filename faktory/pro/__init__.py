@@ -9,8 +9,10 @@ from typing import Any
 def builtin_plugins() -> list[Any]:
     """Fresh instances of every built-in feature plugin, in setup order."""
     from .batch import BatchPlugin
+    from .tracking import TrackingPlugin
 
     return [
         # Batches count a member job at PUSH: after every check that may refuse it.
         BatchPlugin(),
+        TrackingPlugin(),
     ]
