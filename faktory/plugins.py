@@ -31,6 +31,34 @@ log = Logger()
 _DROPIN_FILE = re.compile(r"(faktory_plugins|twisted/plugins)/[^/]+\.py$")
 
 
+# TOML keys this module reads, for the generated configuration reference:
+# (table, key, type, default, description).
+CONFIG_KEYS = [
+    (
+        "plugins",
+        "enabled",
+        "list of names",
+        "[]",
+        "Installed plugins to run, set up in this order after the built-in ones "
+        "(``--plugin NAME`` adds to it). An unknown name stops startup.",
+    ),
+    (
+        "plugins",
+        "disabled",
+        "list of names",
+        "[]",
+        "Built-in feature plugins to leave off (see ``twistd faktory --list-plugins``).",
+    ),
+    (
+        "plugins.<name>",
+        "*",
+        "table",
+        "{}",
+        "The named plugin's own settings, read with ``faktory.plugin.plugin_settings``.",
+    ),
+]
+
+
 class PluginError(Exception):
     """A plugin that cannot be used; the text names it and says why."""
 
