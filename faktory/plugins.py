@@ -122,7 +122,7 @@ def _origin(plugin: Any) -> str:
 def describe(plugin: Any) -> str:
     """One line for listings: the ``description`` attribute or the docstring's first line."""
     text = getattr(plugin, "description", None) or inspect.getdoc(plugin) or ""
-    return text.strip().splitlines()[0] if text.strip() else ""
+    return " ".join(text.strip().split("\n\n")[0].split())
 
 
 def _table(config: dict[str, Any]) -> dict[str, Any]:
@@ -260,5 +260,7 @@ def print_listing(config: dict[str, Any]) -> None:
         print("No plugins installed.")
         return
     width = max(len(r[0]) for r in rows)
+    mwidth = max((len(r[2]) for r in rows if r[1] != "broken"), default=0)
     for name, status, module, text in rows:
-        print(f"{name:<{width}}  {status:<9}  {module}" + (f"  {text}" if text else ""))
+        line = f"{name:<{width}}  {status:<9}  {module:<{mwidth}}  {text}"
+        print(line.rstrip())
