@@ -454,7 +454,9 @@ class Store:
 
 
 REPLY_TIMEOUT = 10  # seconds; a dead Redis must not hang a client forever
-POOL_SIZE = 4  # no blocking commands: a few pipelined connections suffice
+# One pipelined connection: Redis runs one command at a time anyway, and with
+# one connection the commands of a reactor turn share one write and one read.
+POOL_SIZE = 1
 
 
 async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
