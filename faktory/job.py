@@ -54,6 +54,9 @@ def dumps(value: Any) -> str:
     return _dumps(value)
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def format_time(ts: float | None = None) -> str:
     """RFC3339Nano in UTC with trailing zeros trimmed, as Go's ``time.RFC3339Nano``."""
     if ts is None:
@@ -61,7 +64,10 @@ def format_time(ts: float | None = None) -> str:
     else:
         ns = int(round(ts * 1e9))
     secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    global _second
+    if _second[0] != secs:  # every command stamps a time: format each second once
+        _second = (secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)))
+    base = _second[1]
     if frac:
         return f"{base}.{frac:09d}".rstrip("0") + "Z"
     return base + "Z"
