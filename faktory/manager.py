@@ -30,9 +30,16 @@ BATCH = 100  # jobs moved per sweep step: bounded Redis work per call
 Middleware = Callable[..., Any]
 
 
+_day: tuple[int, str] = (-1, "")
+
+
 def local_day(ts: float) -> str:
     """Daily counters use the server's local date, like the real server."""
-    return time.strftime("%Y-%m-%d", time.localtime(ts))
+    global _day
+    second = int(ts)
+    if _day[0] != second:  # every ACK asks: compute it once per second
+        _day = (second, time.strftime("%Y-%m-%d", time.localtime(second)))
+    return _day[1]
 
 
 def retry_delay(count: int, rng: random.Random | Any = random) -> int:
