@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -22,6 +23,12 @@ class Admin:
         self.store = server.store
         self.manager = server.manager
         self.workers = server.workers
+        self.info_extensions: list[Callable[[dict], Any]] = []
+
+    def add_info(self, fn: Callable[[dict], Any]) -> None:
+        """Let a feature add its figures to INFO: ``fn(info)`` updates the
+        document in place and may return a Deferred or be a coroutine."""
+        self.info_extensions.append(fn)
 
     @defer.inlineCallbacks
     def info(self):
@@ -46,7 +53,7 @@ class Admin:
         }
         tasks["Workers"] = {"reaped": self.workers.reaped, "size": len(workers)}
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return {
+        doc = {
             "now": format_time(now),
             "server_utc_time": time.strftime("%H:%M:%S UTC", time.gmtime(now)),
             "faktory": {
@@ -67,6 +74,9 @@ class Admin:
                 "used_memory_mb": _current_rss_mb() or rss_kb // 1024,
             },
         }
+        for extend in self.info_extensions:
+            yield defer.ensureDeferred(_awaitable(extend(doc)))
+        return doc
 
     @defer.inlineCallbacks
     def history(self, days: int):
@@ -83,6 +93,12 @@ class Admin:
 
     def flush(self) -> defer.Deferred:
         return self.store.flush()
+
+
+async def _awaitable(result: Any) -> Any:
+    if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
+        return await result
+    return result
 
 
 def _current_rss_mb() -> int:

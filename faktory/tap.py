@@ -71,6 +71,13 @@ class Options(usage.Options):
             "Longest command line accepted, in bytes.",
         ],
         ["fsync", None, "everysec", "Redis AOF fsync policy: always, everysec or no (RDB only)."],
+        [
+            "redis-gateway",
+            None,
+            None,
+            "Expose the built-in Redis here (e.g. tcp:6380), password-protected; "
+            "overrides [redis] gateway.",
+        ],
     ]
     optFlags = [["list-plugins", None, "List built-in and installed plugins, then exit."]]
 
@@ -110,6 +117,11 @@ class Options(usage.Options):
             self["config"] = config.load(self["config-dir"])
         except (config.ConfigError, OSError) as e:
             raise usage.UsageError(str(e)) from None
+        if self["redis-gateway"]:
+            section = self["config"].setdefault("redis", {})
+            if not isinstance(section, dict):
+                raise usage.UsageError("[redis] in the config must be a table")
+            section["gateway"] = self["redis-gateway"]
         plugins.enable(self["config"], self.get("plugin", []))
         if self["list-plugins"]:
             plugins.print_listing(self["config"])

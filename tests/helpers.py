@@ -27,6 +27,20 @@ def short_tmpdir(prefix: str = "fk") -> str:
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
 
 
+def config_dir(toml: str) -> str:
+    """A fresh ``--config-dir`` whose ``conf.d/faktory.toml`` holds ``toml``."""
+    d = short_tmpdir("fkc")
+    os.makedirs(os.path.join(d, "conf.d"))
+    with open(os.path.join(d, "conf.d", "faktory.toml"), "w") as f:
+        f.write(toml)
+    return d
+
+
+def redis_socket(server: ServerProcess) -> str:
+    """The ``--redis-url`` that makes another server share ``server``'s Redis."""
+    return "unix://" + os.path.join(os.path.abspath(server.data_dir), "redis.sock")
+
+
 def wait_for_port(port: int, timeout: float = 20.0, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

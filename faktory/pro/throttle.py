@@ -1,0 +1,208 @@
+"""Queue throttles from the ``[throttles]`` config table::
+
+    [throttles]
+    instagram = { concurrency = 4, timeout = 60 }   # 4 running cluster-wide
+    bulk      = { worker = 5, timeout = 60 }        # 5 per worker process
+    api       = { rate = 10, period = 1 }           # 10 fetched per second
+
+Enforcement lives in the FETCH script itself (``store._THROTTLE_LUA``): a
+queue at its limit is skipped, not waited on, and the slot is taken in the
+same atomic step as the pop, so any number of servers sharing the Redis
+cannot overshoot.  ACK, FAIL, the reservation reaper and a refused FETCH give
+the slot back; a lock older than ``timeout`` seconds lapses (a worker that
+died holding it).  This module turns the config into ``throttle:conf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..job import QUEUE_NAME
+from ..plugin import WebPage
+from ..store import Script
+from .pages import table
+
+log = Logger()
+
+DEFAULT_TIMEOUT = 60
+
+# ARGV: conf key, queue, spec, queue, spec...  Replaces the whole table.
+_CONFIGURE = Script(
+    """
+redis.call('DEL', ARGV[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', ARGV[1], ARGV[i], ARGV[i + 1]) end
+return (#ARGV - 1) / 2
+"""
+)
+
+# ARGV: prefix, now, queue...  Per queue: slots in use, busiest worker's
+# slots, jobs fetched in the current rate window.
+_USAGE = Script(
+    """
+local p, now, out = ARGV[1], tonumber(ARGV[2]), {}
+local per_worker = {}
+local held = redis.call('HVALS', p .. 'throttle:held')
+for _, h in ipairs(held) do per_worker[h] = (per_worker[h] or 0) + 1 end
+for i = 3, #ARGV do
+  local q = ARGV[i]
+  local k = p .. 'throttle:' .. q
+  local c = redis.call('HGET', p .. 'throttle:conf', q)
+  local t = {}
+  if c then for n in string.gmatch(c, '%d+') do t[#t + 1] = tonumber(n) end end
+  local busiest = 0
+  for h, n in pairs(per_worker) do
+    if string.sub(h, 1, #q + 1) == q .. ' ' and n > busiest then busiest = n end
+  end
+  local rate = 0
+  if t[5] and t[5] > 0 then
+    rate = tonumber(redis.call('GET', k .. ':r:' .. string.format('%d', math.floor(now / t[5]))) or '0')
+  end
+  out[#out + 1] = redis.call('ZCOUNT', k, '(' .. string.format('%.6f', now), '+inf')
+  out[#out + 1] = busiest
+  out[#out + 1] = rate
+end
+return out
+"""
+)
+
+
+class ThrottleError(ValueError):
+    """A ``[throttles]`` entry that cannot be used; the text says which and why."""
+
+
+@dataclass(frozen=True)
+class Throttle:
+    queue: str
+    concurrency: int = 0
+    worker: int = 0
+    rate: int = 0
+    period: int = 1
+    timeout: int = DEFAULT_TIMEOUT
+
+    def spec(self) -> str:
+        """The ``throttle:conf`` value the FETCH script reads."""
+        return f"{self.concurrency} {self.timeout} {self.worker} {self.rate} {self.period}"
+
+
+def parse_throttles(config: dict[str, Any]) -> list[Throttle]:
+    table_ = config.get("throttles", {})
+    if not isinstance(table_, dict):
+        raise ThrottleError("[throttles] must be a table of queue = { ... } entries")
+    out = []
+    for queue, spec in table_.items():
+        where = f"[throttles] {queue}"
+        if not QUEUE_NAME.match(queue):
+            raise ThrottleError(f"{where}: not a valid queue name")
+        if not isinstance(spec, dict):
+            raise ThrottleError(f"{where} must be a table like {{ concurrency = 4, timeout = 60 }}")
+        unknown = set(spec) - {"concurrency", "worker", "rate", "period", "timeout"}
+        if unknown:
+            raise ThrottleError(f"{where}: unknown keys {sorted(unknown)}")
+        values = {}
+        for key, value in spec.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ThrottleError(f"{where}: {key} must be a whole number >= 0")
+            values[key] = value
+        t = Throttle(queue, **values)
+        if not (t.concurrency or t.worker or t.rate):
+            raise ThrottleError(f"{where}: set concurrency, worker or rate")
+        if t.timeout <= 0 or t.period <= 0:
+            raise ThrottleError(f"{where}: timeout and period must be at least 1 second")
+        out.append(t)
+    return out
+
+
+class ThrottleStore:
+    def __init__(self, store) -> None:
+        self.redis = store.redis
+        self.prefix = store.prefix
+
+    def configure(self, throttles: list[Throttle]) -> defer.Deferred:
+        args = [self.prefix + "throttle:conf"]
+        for t in throttles:
+            args += [t.queue, t.spec()]
+        return _CONFIGURE(self.redis, args)
+
+    @defer.inlineCallbacks
+    def usage(self, queues: list[str], now: float):
+        """{queue: (in use, busiest worker's count, fetched this rate window)}."""
+        if not queues:
+            return {}
+        flat = yield _USAGE(self.redis, (self.prefix, repr(now), *queues))
+        return {q: tuple(int(x) for x in flat[i * 3 : i * 3 + 3]) for i, q in enumerate(queues)}
+
+
+class ThrottlePlugin:
+    name = "throttle"
+    description = "Per-queue concurrency and rate limits from [throttles]."
+
+    def __init__(self) -> None:
+        self.server = None
+        self.store: ThrottleStore | None = None
+        self.throttles: list[Throttle] = []
+
+    async def setup(self, server) -> None:
+        self.server = server
+        self.store = ThrottleStore(server.store)
+        await self.configure(server.settings.config)
+        server.add_web_page(WebPage(path="throttles", title="Throttles", render=self.render))
+
+    def shutdown(self, server) -> None:
+        pass
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        """Write this server's throttles to Redis.  Every server sharing a
+        Redis should carry the same ``[throttles]``: the last one to start
+        (or reload) wins."""
+        self.throttles = parse_throttles(config)
+        await self.store.configure(self.throttles)
+        for t in self.throttles:
+            log.info("Throttle on queue {queue}: {spec}", queue=t.queue, spec=_describe(t))
+
+    async def reload(self, server) -> None:
+        try:
+            await self.configure(server.settings.config)
+        except ThrottleError as e:
+            log.error("Throttles not reloaded: {e}", e=e)
+
+    async def usage(self) -> dict[str, tuple[int, int, int]]:
+        return await self.store.usage(
+            [t.queue for t in self.throttles], self.server.clock.seconds()
+        )
+
+    async def render(self, request) -> str:
+        if not self.throttles:
+            return (
+                "<h1>Throttles</h1><p>No queue is throttled. Add a <code>[throttles]</code> "
+                "table to a <code>conf.d/*.toml</code> file (see docs/throttles.md).</p>"
+            )
+        usage = await self.usage()
+        rows = []
+        for t in self.throttles:
+            running, busiest, fetched = usage[t.queue]
+            rows.append(
+                [
+                    t.queue,
+                    f"{running} / {t.concurrency}" if t.concurrency else "-",
+                    f"{busiest} / {t.worker}" if t.worker else "-",
+                    f"{fetched} / {t.rate} per {t.period} s" if t.rate else "-",
+                    f"{t.timeout} s",
+                ]
+            )
+        head = ["Queue", "Running (cluster)", "Busiest worker", "Rate", "Lock timeout"]
+        return "<h1>Throttles</h1>" + table(head, rows)
+
+
+def _describe(t: Throttle) -> str:
+    parts = []
+    if t.concurrency:
+        parts.append(f"{t.concurrency} at once")
+    if t.worker:
+        parts.append(f"{t.worker} per worker")
+    if t.rate:
+        parts.append(f"{t.rate} per {t.period} s")
+    return ", ".join(parts) + f", locks expire after {t.timeout} s"

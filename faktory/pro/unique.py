@@ -1,0 +1,132 @@
+"""Unique jobs: a job with ``custom.unique_for`` (seconds) is refused with
+``NOTUNIQUE Job not unique`` while another job with the same jobtype, args
+and queue holds the lock.
+
+The lock is one Redis key per (jobtype, args, queue) digest, taken with
+``SET NX PX`` (atomic across servers) and holding the owner's jid, so only
+the owner can release it: at FETCH for ``unique_until = "start"``, at ACK
+for ``"success"`` (the default, kept through retries), and when an expired
+job is dropped at FETCH.  It always expires
+after ``unique_for`` seconds, plus the delay of a scheduled job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..errors import Halt
+from ..job import JobError, scheduled_at
+from ..store import Script
+
+log = Logger()
+
+# KEYS: none.  ARGV: key, jid.  Deletes the lock only if ``jid`` owns it.
+_RELEASE = Script(
+    """
+if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end
+return 0
+"""
+)
+
+
+class UniqueStore:
+    """``unique:<sha256 of jobtype, args, queue>`` -> owner jid, with a TTL."""
+
+    def __init__(self, store) -> None:
+        self.redis = store.redis
+        self.prefix = store.prefix
+
+    def key(self, job: dict) -> str:
+        # sort_keys: {"a":1,"b":2} and {"b":2,"a":1} are the same args
+        identity = json.dumps(
+            [job["jobtype"], job.get("args", []), job.get("queue", "default")],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return self.prefix + "unique:" + hashlib.sha256(identity.encode()).hexdigest()
+
+    def lock(self, job: dict, ttl: float) -> defer.Deferred:
+        """Fires True if this job now holds the lock."""
+        ms = max(1, int(ttl * 1000))
+        d = self.redis.execute_command("SET", self.key(job), job["jid"], "NX", "PX", ms)
+        return d.addCallback(lambda r: r is not None)
+
+    def release(self, job: dict) -> defer.Deferred:
+        return _RELEASE(self.redis, (self.key(job), job["jid"]))
+
+    def holder(self, job: dict) -> defer.Deferred:
+        d = self.redis.execute_command("GET", self.key(job))
+        return d.addCallback(lambda v: v.decode() if isinstance(v, bytes) else v)
+
+
+def unique_terms(job: dict) -> tuple[float, str] | None:
+    """(unique_for, unique_until) of a job that asks for uniqueness, else None;
+    JobError when the values make no sense."""
+    custom = job.get("custom")
+    if not custom or custom.get("unique_for") is None:
+        return None
+    seconds = custom["unique_for"]
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise JobError(
+            f"invalid custom.unique_for {seconds!r}: must be a positive number of seconds"
+        )
+    until = custom.get("unique_until") or "success"
+    if until not in ("success", "start"):
+        raise JobError(f'invalid custom.unique_until {until!r}: must be "success" or "start"')
+    return float(seconds), until
+
+
+class UniquePlugin:
+    name = "unique"
+    description = "Refuse duplicate jobs while custom.unique_for holds a lock."
+
+    def __init__(self) -> None:
+        self.server = None
+        self.store: UniqueStore | None = None
+
+    def setup(self, server) -> None:
+        self.server = server
+        self.store = UniqueStore(server.store)
+        server.manager.use("push", self.on_push)
+        server.manager.use("fetch", self.on_fetch)
+        server.manager.use("settled", self.on_settled)
+
+    def shutdown(self, server) -> None:
+        pass
+
+    async def on_push(self, job: dict) -> None:
+        terms = unique_terms(job)
+        if terms is None:
+            return
+        seconds, _ = terms
+        now = self.server.clock.seconds()
+        at = scheduled_at(job, now)
+        ttl = seconds + (at - now if at is not None else 0.0)
+        if not await self.store.lock(job, ttl):
+            raise Halt("Job not unique", "NOTUNIQUE")
+
+    async def on_fetch(self, job: dict) -> None:
+        terms = _terms_or_none(job)
+        if terms is not None and terms[1] == "start":
+            await self.store.release(job)
+
+    async def on_settled(self, job: dict, outcome: str, reservation: Any = None) -> None:
+        """ACK ends a ``success`` lock; a job dropped at FETCH (expired) will
+        never run, so its lock goes too.  Failures keep it (retries)."""
+        if outcome not in ("ack", "discard"):
+            return
+        terms = _terms_or_none(job)
+        if terms is not None and (terms[1] == "success" or outcome == "discard"):
+            await self.store.release(job)
+
+
+def _terms_or_none(job: dict) -> Any:
+    try:
+        return unique_terms(job)
+    except JobError:
+        return None  # stored before the rules applied: it never took a lock
