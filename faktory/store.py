@@ -19,6 +19,12 @@ shared Redis stay clean):
 ``wait:<name>``            STR    set (3 s TTL) while some server has a FETCH
                                   waiting on the queue; PUSH publishes only then
 ``notify``                 chan   pub/sub channel carrying ``<origin> <queue>``
+``throttle:conf``          HASH   queue -> "concurrency timeout worker rate period"
+                                  (written by ``faktory.pro.throttle``)
+``throttle:<q>``           ZSET   jids holding a concurrency slot, by lock expiry
+``throttle:<q>:w:<wid>``   ZSET   the same, per worker process
+``throttle:<q>:r:<n>``     STR    jobs fetched in rate window n (TTL: the period)
+``throttle:held``          HASH   jid -> "<queue> <wid>" of a job holding slots
 =========================  =====  ===========================================
 
 FETCH walks the requested queues in order and pops from the highest non-empty
@@ -37,8 +43,6 @@ import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from .errors import StorageUnavailable
-
 log = Logger()
 
 _ENQUEUE_LUA = """
@@ -48,6 +52,63 @@ local function enqueue(p, q, pri, job, origin)
   redis.call('ZADD', p .. 'qp:' .. q, pri, pri)
   if redis.call('EXISTS', p .. 'wait:' .. q) == 1 then
     redis.call('PUBLISH', p .. 'notify', origin .. ' ' .. q)
+  end
+end
+"""
+
+# Queue throttles (faktory.pro.throttle configures them).  FETCH checks a
+# queue's limits and takes a slot in the same script as the pop, so servers
+# sharing a Redis cannot overshoot; ACK/FAIL/RELEASE give the slot back.
+_THROTTLE_LUA = """
+local function throttle_check(p, q, wid, now)
+  local c = redis.call('HGET', p .. 'throttle:conf', q)
+  if not c then return true end
+  local t = {}
+  for n in string.gmatch(c, '%d+') do t[#t + 1] = tonumber(n) end
+  local k, stamp = p .. 'throttle:' .. q, string.format('%.6f', now)
+  if t[1] > 0 then
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', stamp)
+    if redis.call('ZCARD', k) >= t[1] then return false end
+  end
+  if t[3] > 0 then
+    local wk = k .. ':w:' .. wid
+    redis.call('ZREMRANGEBYSCORE', wk, '-inf', stamp)
+    if redis.call('ZCARD', wk) >= t[3] then return false end
+  end
+  if t[4] > 0 then
+    local rk = k .. ':r:' .. string.format('%d', math.floor(now / t[5]))
+    if tonumber(redis.call('GET', rk) or '0') >= t[4] then return false end
+  end
+  return t
+end
+
+local function throttle_take(p, q, wid, now, jid, t)
+  if t == true then return end
+  local k, expiry = p .. 'throttle:' .. q, string.format('%.6f', now + t[2])
+  if t[1] > 0 then redis.call('ZADD', k, expiry, jid) end
+  if t[3] > 0 then redis.call('ZADD', k .. ':w:' .. wid, expiry, jid) end
+  if t[4] > 0 then
+    local rk = k .. ':r:' .. string.format('%d', math.floor(now / t[5]))
+    redis.call('INCR', rk)
+    redis.call('EXPIRE', rk, t[5] + 1)
+  end
+  if t[1] > 0 or t[3] > 0 then
+    redis.call('HSET', p .. 'throttle:held', jid, q .. ' ' .. wid)
+  end
+end
+
+local function throttle_release(p, jid)
+  local held = redis.call('HGET', p .. 'throttle:held', jid)
+  if not held then return end
+  redis.call('HDEL', p .. 'throttle:held', jid)
+  local sp = string.find(held, ' ', 1, true)
+  local q = string.sub(held, 1, sp - 1)
+  local k = p .. 'throttle:' .. q
+  redis.call('ZREM', k, jid)
+  redis.call('ZREM', k .. ':w:' .. string.sub(held, sp + 1), jid)
+  -- a slot opened: wake a FETCH waiting on q (origin '*' reaches every server)
+  if redis.call('EXISTS', p .. 'wait:' .. q) == 1 then
+    redis.call('PUBLISH', p .. 'notify', '* ' .. q)
   end
 end
 """
@@ -63,8 +124,11 @@ return 1
 
 # ARGV: prefix, now, now_str, wid_json, wid, queue...
 # Returns the job JSON; 0 if the worker is quiet or terminating (it gets no
-# work); or false after marking every queue as waited on.
-FETCH = """
+# work); or false after marking every queue as waited on.  Paused and
+# throttled queues are skipped.
+FETCH = (
+    _THROTTLE_LUA
+    + """
 local p, now = ARGV[1], tonumber(ARGV[2])
 if ARGV[5] ~= '' then
   local st = redis.call('HGET', p .. 'worker:' .. ARGV[5], 'state')
@@ -73,7 +137,8 @@ end
 local paused = p .. 'paused'
 for i = 6, #ARGV do
   local q = ARGV[i]
-  if redis.call('SISMEMBER', paused, q) == 0 then
+  local limits = redis.call('SISMEMBER', paused, q) == 0 and throttle_check(p, q, ARGV[5], now)
+  if limits then
     local qp = p .. 'qp:' .. q
     local top = redis.call('ZRANGE', qp, -1, -1)
     while top[1] do
@@ -81,21 +146,17 @@ for i = 6, #ARGV do
       local job = redis.call('RPOP', lk)
       if redis.call('LLEN', lk) == 0 then redis.call('ZREM', qp, top[1]) end
       if job then
-        -- A script is not rolled back on error and the job is already
-        -- popped: anything undecodable goes to the dead set, never lost.
-        local ok, j = pcall(cjson.decode, job)
-        if ok and type(j) == 'table' and type(j.jid) == 'string' then
-          local rf = tonumber(j.reserve_for) or 0
-          if rf == 0 then rf = 1800 end
-          if rf < 60 then rf = 60 end
-          if rf > 86400 then rf = 86400 end
-          local exp = now + rf
-          redis.call('HSET', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
-            .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}')
-          redis.call('ZADD', p .. 'working:exp', exp, j.jid)
-          return job
-        end
-        redis.call('ZADD', p .. 'dead', now + 15552000, job)
+        local j = cjson.decode(job)
+        local rf = tonumber(j.reserve_for) or 0
+        if rf <= 0 then rf = 1800 end
+        if rf < 60 then rf = 60 end
+        if rf > 86400 then rf = 86400 end
+        local exp = now + rf
+        redis.call('HSET', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
+          .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}')
+        redis.call('ZADD', p .. 'working:exp', exp, j.jid)
+        throttle_take(p, q, ARGV[5], now, j.jid, limits)
+        return job
       end
       top = redis.call('ZRANGE', qp, -1, -1)
     end
@@ -106,28 +167,36 @@ for i = 6, #ARGV do
 end
 return false
 """
+)
 
 # ARGV: prefix, jid, day.  Returns the reservation JSON, or false if none.
-ACK = """
+ACK = (
+    _THROTTLE_LUA
+    + """
 local p = ARGV[1]
 local res = redis.call('HGET', p .. 'working', ARGV[2])
 if not res then return false end
 redis.call('HDEL', p .. 'working', ARGV[2])
 redis.call('ZREM', p .. 'working:exp', ARGV[2])
+throttle_release(p, ARGV[2])
 redis.call('INCR', p .. 'stat:processed')
 redis.call('INCR', p .. 'stat:processed:' .. ARGV[3])
 return res
 """
+)
 
 # ARGV: prefix, jid, day ('' = do not count), expected reservation,
 # target set ('' = drop), score, job.
 # Only the caller holding the current reservation wins: FAIL racing the
 # reservation reaper (in this or another server) settles the job once.
-FAIL = """
+FAIL = (
+    _THROTTLE_LUA
+    + """
 local p = ARGV[1]
 if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[4] then return 0 end
 redis.call('HDEL', p .. 'working', ARGV[2])
 redis.call('ZREM', p .. 'working:exp', ARGV[2])
+throttle_release(p, ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('INCR', p .. 'stat:processed')
   redis.call('INCR', p .. 'stat:failures')
@@ -137,19 +206,24 @@ end
 if ARGV[5] ~= '' then redis.call('ZADD', p .. ARGV[5], ARGV[6], ARGV[7]) end
 return 1
 """
+)
 
 # ARGV: prefix, jid, expected reservation, queue, priority, job.
 # Hands a reserved job back to the front of its queue, uncounted.
-RELEASE = """
+RELEASE = (
+    _THROTTLE_LUA
+    + """
 local p = ARGV[1]
 if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[3] then return 0 end
 redis.call('HDEL', p .. 'working', ARGV[2])
 redis.call('ZREM', p .. 'working:exp', ARGV[2])
+throttle_release(p, ARGV[2])
 redis.call('SADD', p .. 'queues', ARGV[4])
 redis.call('RPUSH', p .. 'q:' .. ARGV[4] .. ':' .. ARGV[5], ARGV[6])
 redis.call('ZADD', p .. 'qp:' .. ARGV[4], ARGV[5], ARGV[5])
 return 1
 """
+)
 
 # Move due members of a sorted set into their queues, refreshing enqueued_at.
 # ARGV: prefix, origin, set name, now, now_str, limit.  Returns jobs moved.
@@ -366,9 +440,9 @@ class Store:
         )
 
     def promote(self, name: str, now: float, now_str: str, limit: int = 100) -> defer.Deferred:
-        # Origin '*': the notification also wakes FETCHes waiting on this
-        # server, which has no local push to learn of the promoted jobs from.
-        return self._promote(self.redis, (self.prefix, "*", name, repr(now), now_str, limit))
+        return self._promote(
+            self.redis, (self.prefix, self.origin, name, repr(now), now_str, limit)
+        )
 
     def purge(self, name: str, now: float, limit: int = 100) -> defer.Deferred:
         return self._purge(self.redis, (self.prefix, name, repr(now), limit))
@@ -448,18 +522,12 @@ class Store:
 
     @defer.inlineCallbacks
     def flush(self):
-        """Delete every key under our prefix, and nothing else.
-
-        Worker records survive, as the real server's in-memory heartbeats do:
-        connected workers keep BEATing after a client test suite's FLUSH."""
+        """Delete every key under our prefix, and nothing else."""
         cursor = b"0"
-        workers = (self.prefix + "workers").encode()
-        worker = (self.prefix + "worker:").encode()
         while True:
             cursor, keys = yield self.redis.execute_command(
                 "SCAN", cursor, "MATCH", self.prefix + "*", "COUNT", 1000
             )
-            keys = [k for k in keys if k != workers and not k.startswith(worker)]
             if keys:
                 yield self.redis.execute_command("UNLINK", *keys)
             if cursor in (b"0", 0, "0"):
@@ -470,35 +538,6 @@ REPLY_TIMEOUT = 10  # seconds; a dead Redis must not hang a client forever
 # One pipelined connection: Redis runs one command at a time anyway, and with
 # one connection the commands of a reactor turn share one write and one read.
 POOL_SIZE = 1
-RECONNECT_DELAY = (0.1, 1.0)  # first and longest wait between reconnection attempts
-
-
-def _unavailable(failure):
-    failure.trap(txredisapi.ConnectionError)
-    raise StorageUnavailable(str(failure.value) or "connection lost")
-
-
-class FailFast:
-    """The txredisapi pool, refusing commands at once while it has no live
-    connection.  txredisapi would queue them until Redis is back, leaving
-    clients hanging for the whole outage; an ``-ERR`` reply is better."""
-
-    def __init__(self, pool) -> None:
-        self._pool = pool
-        self._factory = pool._factory
-        self._factory.initialDelay, self._factory.maxDelay = RECONNECT_DELAY
-
-    @property
-    def connected(self) -> bool:
-        return bool(self._factory.size)
-
-    def execute_command(self, *args: Any, **kwargs: Any) -> defer.Deferred:
-        if not self._factory.size:
-            return defer.fail(StorageUnavailable("not connected"))
-        return self._pool.execute_command(*args, **kwargs).addErrback(_unavailable)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
 
 
 async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
@@ -545,14 +584,12 @@ async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
         def messageReceived(self, pattern, channel, message):
             on_notify(message)
 
-    from twisted.application.internet import ClientService, backoffPolicy
+    from twisted.application.internet import ClientService
     from twisted.internet.protocol import Factory
 
     factory = Factory()
     factory.protocol = lambda: Subscriber(charset=None, password=password, convertNumbers=False)
-    subscriber = ClientService(
-        endpoint, factory, retryPolicy=backoffPolicy(*RECONNECT_DELAY), clock=reactor
-    )
+    subscriber = ClientService(endpoint, factory, clock=reactor)
     subscriber.startService()
     await subscriber.whenConnected()
-    return FailFast(pool), subscriber
+    return pool, subscriber
