@@ -3,6 +3,8 @@ protocol (INFO, FLUSH, QUEUE, MUTATE), the web UI and ``faktory-cli``."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import resource
 import time
@@ -12,7 +14,7 @@ from typing import Any
 from twisted.internet import defer
 
 from . import FAKTORY_COMPAT_VERSION
-from .job import format_time
+from .job import DEAD_TTL, format_time, parse_time
 from .manager import local_day
 
 
@@ -94,11 +96,194 @@ class Admin:
     def flush(self) -> defer.Deferred:
         return self.store.flush()
 
+    # -- web UI: pages of queues and sets, per-entry actions ---------------------
+    # Every read is one page (by list/sorted-set index), never a whole set, so
+    # pages stay fast with 100k jobs.  Sorted-set entries are named by the key
+    # ``<score>|<jid>`` (score exactly as Redis returns it).
+
+    SETS = ("retries", "scheduled", "dead")
+    SET_ACTIONS = {"delete": "delete", "retry": "retry", "add_to_queue": "retry", "kill": "kill"}
+    FILTER_SCAN = 2000  # members one filter step examines inside Redis
+    ACT_BATCH = 500  # entries one "all" step moves
+
+    def queue_page(self, name: str, start: int, count: int) -> defer.Deferred:
+        """(total, [(priority, job bytes)]): lowest priority first, newest
+        first within a priority, i.e. the reverse of the order FETCH takes them."""
+        return self.store.queue_page(name, start, count)
+
+    def pause_queues(self, names: list[str]) -> defer.Deferred:
+        """FETCH skips a paused queue; only queues that exist are paused."""
+        return self.store.queue_control("pause", names)
+
+    def resume_queues(self, names: list[str]) -> defer.Deferred:
+        return self.store.queue_control("resume", names)
+
+    def remove_queues(self, names: list[str]) -> defer.Deferred:
+        """Delete every job of these queues and forget them."""
+        return self.store.queue_control("remove", names)
+
+    def paused_queues(self) -> defer.Deferred:
+        return self.store.paused_queues()
+
+    async def queue_latency(self, names: list[str]) -> dict[str, float]:
+        """Seconds the longest-waiting job of each queue has waited (0 if empty)."""
+        now = self.server.clock.seconds()
+        out = {}
+        for name, stamps in (await self.store.queue_oldest(names)).items():
+            times = []
+            for stamp in stamps:
+                try:
+                    times.append(parse_time(stamp))
+                except ValueError:
+                    pass
+            out[name] = max(0.0, now - min(times)) if times else 0.0
+        return out
+
+    def delete_queue_jobs(self, name: str, items: list[tuple[int, bytes]]) -> defer.Deferred:
+        """Remove these exact (priority, payload) entries from a queue."""
+        return self.store.queue_delete(name, items)
+
+    async def set_page(
+        self,
+        name: str,
+        start: int,
+        count: int,
+        reverse: bool = False,
+        jobtype: str = "",
+        text: str = "",
+    ) -> tuple[int | None, list[tuple[str, bytes]], bool]:
+        """(total or None when filtered, [(key, job bytes)], whether more follow).
+
+        Unfiltered pages are one ZRANGE by index.  A filter (exact job type,
+        case-insensitive text in the JSON) has no index to use: it scans in
+        bounded steps inside Redis and stops as soon as the page is full."""
+        self._check_set(name)
+        if not jobtype and not text:
+            total, rows = await self.store.set_page(name, start, count, reverse)
+            return total, [(entry_key(s, raw), raw) for s, raw in rows], start + count < total
+        needle = '"jobtype":' + json.dumps(jobtype, ensure_ascii=False) if jobtype else ""
+        lowered = text.encode().lower()  # ASCII-only, like Lua's string.lower
+        index: int | None = 0
+        skipped, found = 0, []
+        while index is not None and len(found) <= count:
+            index, rows = await self.store.set_filter(
+                name, index, self.FILTER_SCAN, reverse, needle, lowered
+            )
+            for row in rows:
+                if skipped < start:
+                    skipped += 1
+                else:
+                    found.append(row)
+        more = len(found) > count
+        return None, [(entry_key(s, raw), raw) for s, raw in found[:count]], more
+
+    async def set_entry(self, name: str, key: str) -> bytes | None:
+        """The job stored under ``key`` in a set, or None (gone, or a bad key)."""
+        self._check_set(name)
+        try:
+            score, jid = split_key(key)
+        except ValueError:
+            return None
+        return await self.store.set_entry(name, score, jid)
+
+    async def act_on_set(self, name: str, action: str, keys: list[str] | None) -> int:
+        """``delete``, ``retry``/``add_to_queue`` (back into the queue now) or
+        ``kill`` (into the dead set) the entries ``keys``, or every entry with
+        ``keys=None``; returns how many were acted on.  ValueError for an
+        unknown action or a malformed key."""
+        self._check_set(name)
+        op = self.SET_ACTIONS.get(action)
+        if op is None or (op == "kill" and name == "dead"):
+            raise ValueError(f"invalid action: {action}")
+        now = self.server.clock.seconds()
+        now_str, dead_score = format_time(now), now + DEAD_TTL
+        if keys is None:
+            if op == "delete":
+                total = (await self.store.set_sizes())[name]
+                await self.store.set_clear(name)
+                return total
+            done = 0
+            while True:
+                n = await self.store.set_act(name, op, None, now_str, dead_score, self.ACT_BATCH)
+                done += n
+                if n < self.ACT_BATCH:
+                    return done
+        pairs = [split_key(k) for k in keys]
+        done = 0
+        for i in range(0, len(pairs), self.ACT_BATCH):
+            chunk = pairs[i : i + self.ACT_BATCH]
+            done += await self.store.set_act(name, op, chunk, now_str, dead_score)
+        return done
+
+    def _check_set(self, name: str) -> None:
+        if name not in self.SETS:
+            raise ValueError(f"unknown set: {name}")
+
+    async def busy_page(self, start: int, count: int) -> tuple[int, list[dict]]:
+        """(jobs in progress, one page of their reservations), by expiry."""
+        total, rows = await self.store.busy_page(start, count)
+        return total, [json.loads(r) for r in rows]
+
+    async def worker_records(self) -> list[dict]:
+        """Live worker processes with their HELLO details decoded."""
+        out = []
+        for rec in await self.store.workers():
+            try:
+                info = json.loads(rec.get("info") or "{}")
+            except ValueError:
+                info = {}
+            out.append(
+                {
+                    "wid": rec["wid"],
+                    "hostname": info.get("hostname", ""),
+                    "pid": info.get("pid", 0),
+                    "labels": info.get("labels") or [],
+                    "v": info.get("v", 0),
+                    "state": rec.get("state") or "running",
+                    "started_at": _float(rec.get("started_at")),
+                    "beat": _float(rec.get("beat")),
+                    "rss_kb": rec.get("rss_kb"),
+                    "conns": int(_float(rec.get("conns")) or 0),
+                }
+            )
+        return out
+
+    async def redis_debug(self) -> tuple[str, float]:
+        """(Redis INFO text, round-trip seconds measured around it)."""
+        started = time.perf_counter()
+        text = await self.store.redis_info()
+        rtt = time.perf_counter() - started
+        return (text.decode() if isinstance(text, bytes) else str(text)), rtt
+
 
 async def _awaitable(result: Any) -> Any:
     if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
         return await result
     return result
+
+
+def entry_key(score: str, raw: bytes | str) -> str:
+    """The web UI's name for a sorted-set entry: ``<score>|<jid>``."""
+    try:
+        jid = json.loads(raw).get("jid", "")
+    except (ValueError, AttributeError):
+        jid = ""
+    return f"{score}|{jid}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``<score>|<jid>`` -> (score, jid); ValueError if it is not one."""
+    score, sep, jid = key.partition("|")
+    if not sep or not jid or not math.isfinite(float(score)):
+        raise ValueError(f"invalid key: {key!r}")
+    return score, jid
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _current_rss_mb() -> int:

@@ -36,6 +36,7 @@ job or lose one.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -225,28 +226,39 @@ return 1
 """
 )
 
+# Put a job taken from a sorted set back into its queue with a fresh
+# enqueued_at (PROMOTE, and the web UI's retry / add to queue); false when the
+# member is not a job, so the caller can park it in the dead set instead.
+_REQUEUE_LUA = (
+    _ENQUEUE_LUA
+    + """
+local function requeue(p, origin, job, now_str)
+  local ok, j = pcall(cjson.decode, job)
+  if not (ok and type(j) == 'table' and type(j.queue) == 'string') then return false end
+  local stamp = '{"enqueued_at":"' .. now_str .. '"'
+  local body
+  if string.sub(job, 1, 16) == '{"enqueued_at":"' then
+    body = stamp .. string.sub(job, string.find(job, '"', 17, true) + 1)
+  else
+    body = stamp .. ',' .. string.sub(job, 2)
+  end
+  enqueue(p, j.queue, string.format('%d', tonumber(j.priority) or 5), body, origin)
+  return true
+end
+"""
+)
+
 # Move due members of a sorted set into their queues, refreshing enqueued_at.
 # ARGV: prefix, origin, set name, now, now_str, limit.  Returns jobs moved.
 PROMOTE = (
-    _ENQUEUE_LUA
+    _REQUEUE_LUA
     + """
 local p = ARGV[1]
 local key = p .. ARGV[3]
 local jobs = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[6]))
-local stamp = '{"enqueued_at":"' .. ARGV[5] .. '"'
 for _, job in ipairs(jobs) do
   redis.call('ZREM', key, job)
-  local ok, j = pcall(cjson.decode, job)
-  if ok and type(j) == 'table' and type(j.queue) == 'string' then
-    local body
-    if string.sub(job, 1, 16) == '{"enqueued_at":"' then
-      body = stamp .. string.sub(job, string.find(job, '"', 17, true) + 1)
-    else
-      body = stamp .. ',' .. string.sub(job, 2)
-    end
-    local pri = tonumber(j.priority) or 5
-    enqueue(p, j.queue, string.format('%d', pri), body, ARGV[2])
-  else
+  if not requeue(p, ARGV[2], job, ARGV[5]) then
     redis.call('ZADD', p .. 'dead', tonumber(ARGV[4]) + 15552000, job)
   end
 end
@@ -331,6 +343,146 @@ for _, wid in ipairs(gone) do
   redis.call('ZREM', p .. 'workers', wid)
 end
 return gone
+"""
+
+
+# -- web UI: paging and per-entry actions (faktory.admin's web section) -------
+
+# ARGV: prefix, queue, start, count.  Returns {total, pri, job, pri, job...}:
+# the queue in reverse processing order (lowest priority first, newest first
+# within one), reading only the list slices the page shows.
+QUEUE_PAGE = """
+local p, q = ARGV[1], ARGV[2]
+local start, count = tonumber(ARGV[3]), tonumber(ARGV[4])
+local total, out = 0, {0}
+for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
+  local lk = p .. 'q:' .. q .. ':' .. pri
+  local n = redis.call('LLEN', lk)
+  local want = count - (#out - 1) / 2
+  if want > 0 and start < total + n then
+    local from = math.max(0, start - total)
+    for _, job in ipairs(redis.call('LRANGE', lk, from, from + want - 1)) do
+      out[#out + 1] = pri
+      out[#out + 1] = job
+    end
+  end
+  total = total + n
+end
+out[1] = total
+return out
+"""
+
+# ARGV: prefix, queue, then (priority, job) pairs.  Removes one copy of each
+# job; LREM stops at the first match, and pages show the head of each list.
+QUEUE_DELETE = """
+local p, q, n = ARGV[1], ARGV[2], 0
+for i = 3, #ARGV, 2 do
+  local lk = p .. 'q:' .. q .. ':' .. ARGV[i]
+  n = n + redis.call('LREM', lk, 1, ARGV[i + 1])
+  if redis.call('LLEN', lk) == 0 then redis.call('ZREM', p .. 'qp:' .. q, ARGV[i]) end
+end
+return n
+"""
+
+# ARGV: set key, first index, how many, reverse ('1'/'0'), jobtype needle,
+# lower-case text.  Returns {next index or -1 at the end, score, job, ...} for
+# the members of that index range that match: a filter scans in bounded steps.
+SET_FILTER = """
+local key, i, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local cmd = 'ZRANGE'
+if ARGV[4] == '1' then cmd = 'ZREVRANGE' end
+local jt, text = ARGV[5], ARGV[6]
+local chunk = redis.call(cmd, key, i, i + limit - 1, 'WITHSCORES')
+local out = {i + #chunk / 2}
+if #chunk < limit * 2 then out[1] = -1 end
+for k = 1, #chunk, 2 do
+  local m = chunk[k]
+  if (jt == '' or string.find(m, jt, 1, true))
+     and (text == '' or string.find(string.lower(m), text, 1, true)) then
+    out[#out + 1] = chunk[k + 1]
+    out[#out + 1] = m
+  end
+end
+return out
+"""
+
+# ARGV: prefix, origin, set name, action (delete | retry | kill), now_str,
+# dead score, then either '*' and a limit (the first entries of the set) or
+# (score, jid needle, jid) triples naming entries.  retry = back into the
+# queue with a fresh enqueued_at; kill = into the dead set.  Returns count.
+SET_ACT = (
+    _REQUEUE_LUA
+    + """
+local p, origin, key, action = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[4]
+local function act(job)
+  redis.call('ZREM', key, job)
+  if action == 'retry' then
+    if not requeue(p, origin, job, ARGV[5]) then redis.call('ZADD', p .. 'dead', ARGV[6], job) end
+  elseif action == 'kill' then
+    redis.call('ZADD', p .. 'dead', ARGV[6], job)
+  end
+end
+if ARGV[7] == '*' then
+  local jobs = redis.call('ZRANGE', key, 0, tonumber(ARGV[8]) - 1)
+  for _, job in ipairs(jobs) do act(job) end
+  return #jobs
+end
+local n = 0
+for i = 7, #ARGV, 3 do
+  for _, job in ipairs(redis.call('ZRANGEBYSCORE', key, ARGV[i], ARGV[i])) do
+    if string.find(job, ARGV[i + 1], 1, true) then
+      local ok, j = pcall(cjson.decode, job)
+      if ok and type(j) == 'table' and j.jid == ARGV[i + 2] then
+        act(job)
+        n = n + 1
+        break
+      end
+    end
+  end
+end
+return n
+"""
+)
+
+# ARGV: prefix, queue...  Returns {name, {enqueued_at of the tail of each
+# priority list}, ...}: the jobs waiting longest, for queue latency.
+QUEUE_OLDEST = """
+local p, out = ARGV[1], {}
+for i = 2, #ARGV do
+  local q, stamps = ARGV[i], {}
+  for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
+    local job = redis.call('LINDEX', p .. 'q:' .. q .. ':' .. pri, -1)
+    if job then stamps[#stamps + 1] = string.match(job, '"enqueued_at":"([^"]*)"') or '' end
+  end
+  out[#out + 1] = q
+  out[#out + 1] = stamps
+end
+return out
+"""
+
+# ARGV: prefix, op (pause | resume | remove), queue...  Only known queues
+# are touched.  remove deletes every job of the queue.  Returns how many.
+QUEUE_CONTROL = """
+local p, op, n = ARGV[1], ARGV[2], 0
+for i = 3, #ARGV do
+  local q = ARGV[i]
+  if redis.call('SISMEMBER', p .. 'queues', q) == 1 then
+    n = n + 1
+    if op == 'pause' then
+      redis.call('SADD', p .. 'paused', q)
+    elseif op == 'resume' then
+      redis.call('SREM', p .. 'paused', q)
+    elseif op == 'remove' then
+      for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
+        redis.call('UNLINK', p .. 'q:' .. q .. ':' .. pri)
+      end
+      redis.call('UNLINK', p .. 'qp:' .. q)
+      redis.call('SREM', p .. 'queues', q)
+      redis.call('SREM', p .. 'paused', q)
+    end
+  end
+end
+return n
 """
 
 
@@ -532,6 +684,133 @@ class Store:
                 yield self.redis.execute_command("UNLINK", *keys)
             if cursor in (b"0", 0, "0"):
                 return
+
+    # -- web UI: paging and per-entry actions ------------------------------------
+    _queue_page = Script(QUEUE_PAGE)
+    _queue_delete = Script(QUEUE_DELETE)
+    _set_filter = Script(SET_FILTER)
+    _set_act = Script(SET_ACT)
+
+    @defer.inlineCallbacks
+    def queue_page(self, queue: str, start: int, count: int):
+        """(total, [(priority, job bytes)]) for one page of a queue."""
+        flat = yield self._queue_page(self.redis, (self.prefix, queue, start, count))
+        return int(flat[0]), [(int(flat[i]), flat[i + 1]) for i in range(1, len(flat), 2)]
+
+    def queue_delete(self, queue: str, items: list[tuple[int, bytes]]) -> defer.Deferred:
+        """Remove these exact (priority, job) entries; fires with how many went."""
+        if not items:
+            return defer.succeed(0)
+        args = [self.prefix, queue]
+        for priority, raw in items:
+            args += [priority, raw]
+        return self._queue_delete(self.redis, args).addCallback(int)
+
+    @defer.inlineCallbacks
+    def set_page(self, name: str, start: int, count: int, reverse: bool = False):
+        """(total, [(score, job bytes)]): one page of a sorted set by index."""
+        cmd = "ZREVRANGE" if reverse else "ZRANGE"
+        key = self.prefix + name
+        total, flat = yield defer.gatherResults(
+            [
+                self.redis.execute_command("ZCARD", key),
+                self.redis.execute_command(cmd, key, start, start + count - 1, "WITHSCORES"),
+            ]
+        )
+        return int(total), [(_s(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2)]
+
+    @defer.inlineCallbacks
+    def set_filter(self, name: str, start: int, scan: int, reverse: bool, jobtype: str, text: str):
+        """Matches among ``scan`` members from index ``start``:
+        (next index or None at the end, [(score, job bytes)])."""
+        flat = yield self._set_filter(
+            self.redis,
+            (self.prefix + name, start, scan, "1" if reverse else "0", jobtype, text),
+        )
+        nxt = int(flat[0])
+        return (None if nxt < 0 else nxt), [
+            (_s(flat[i]), flat[i + 1]) for i in range(1, len(flat), 2)
+        ]
+
+    @defer.inlineCallbacks
+    def set_entry(self, name: str, score: str, jid: str):
+        """The member of a sorted set with this exact score and jid, or None."""
+        members = yield self.redis.execute_command(
+            "ZRANGEBYSCORE", self.prefix + name, score, score
+        )
+        needle = ('"jid":' + json.dumps(jid, ensure_ascii=False)).encode()
+        for raw in members:
+            if needle in raw:
+                return raw
+        return None
+
+    def set_act(
+        self,
+        name: str,
+        action: str,
+        keys: list[tuple[str, str]] | None,
+        now_str: str,
+        dead_score: float,
+        limit: int = 100,
+    ) -> defer.Deferred:
+        """``delete``/``retry``/``kill`` the entries ``keys`` ([(score, jid)]),
+        or with ``keys=None`` the first ``limit`` entries; fires with the count."""
+        args = [self.prefix, self.origin, name, action, now_str, repr(dead_score)]
+        if keys is None:
+            args += ["*", limit]
+        else:
+            for score, jid in keys:
+                args += [score, '"jid":' + json.dumps(jid, ensure_ascii=False), jid]
+        return self._set_act(self.redis, args).addCallback(int)
+
+    def set_clear(self, name: str) -> defer.Deferred:
+        return self.redis.execute_command("UNLINK", self.prefix + name)
+
+    @defer.inlineCallbacks
+    def busy_page(self, start: int, count: int):
+        """(total, [reservation bytes]) ordered by reservation expiry."""
+        total, jids = yield defer.gatherResults(
+            [
+                self.redis.execute_command("HLEN", self.prefix + "working"),
+                self.redis.execute_command(
+                    "ZRANGE", self.prefix + "working:exp", start, start + count - 1
+                ),
+            ]
+        )
+        if not jids:
+            return int(total), []
+        rows = yield self.redis.execute_command("HMGET", self.prefix + "working", *jids)
+        return int(total), [r for r in rows if r is not None]
+
+    _queue_oldest = Script(QUEUE_OLDEST)
+    _queue_control = Script(QUEUE_CONTROL)
+
+    @defer.inlineCallbacks
+    def queue_oldest(self, names: list[str]):
+        """{queue: [enqueued_at of the oldest job of each priority]}."""
+        if not names:
+            return {}
+        flat = yield self._queue_oldest(self.redis, (self.prefix, *names))
+        return {_s(flat[i]): [_s(x) for x in flat[i + 1]] for i in range(0, len(flat), 2)}
+
+    def queue_control(self, op: str, names: list[str]) -> defer.Deferred:
+        """``pause``, ``resume`` or ``remove`` these known queues; fires with the count."""
+        if not names:
+            return defer.succeed(0)
+        return self._queue_control(self.redis, (self.prefix, op, *names)).addCallback(int)
+
+    @defer.inlineCallbacks
+    def paused_queues(self):
+        names = yield self.redis.execute_command("SMEMBERS", self.prefix + "paused")
+        return {_s(n) for n in names}
+
+    def reservations(self) -> defer.Deferred:
+        """Every reservation (bytes): only for pages that checked HLEN is small."""
+        return self.redis.execute_command("HVALS", self.prefix + "working")
+
+    def redis_info(self) -> defer.Deferred:
+        """Redis INFO text (bytes)."""
+        return self.redis.execute_command("INFO")
 
 
 REPLY_TIMEOUT = 10  # seconds; a dead Redis must not hang a client forever
