@@ -13,7 +13,7 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 
-from . import plugins
+from . import plugins, reload
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
@@ -110,6 +110,7 @@ class FaktoryServer(service.MultiService):
         self.add_task("workers", 15, self.workers.reap)
         self.add_task("dead", 60, self.manager.purge_dead)
         await plugins.setup_all(self)
+        reload.install(self)  # SIGHUP re-reads conf.d (cron, throttles...)
         await self._listen("work", s.bind, self.factory)
         if s.web:
             from twisted.web.server import Site

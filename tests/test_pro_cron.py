@@ -6,7 +6,10 @@ the server, and the Cron page lists the entries."""
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import shutil
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -180,6 +183,41 @@ def test_bad_cron_config_stops_startup():
     try:
         s.proc.wait(30)
         assert "[[cron]] entry 1: minute value out of range" in s.log()
+    finally:
+        s.stop()
+        shutil.rmtree(s.data_dir, ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_sighup_reloads_entries_and_survives_a_broken_config():
+    d = config_dir("")
+    path = os.path.join(d, "conf.d", "faktory.toml")
+    with open(path, "w") as f:
+        f.write(
+            f'[[cron]]\nschedule = "{_never_soon()}"\n[cron.job]\ntype = "Later"\nqueue = "hup"\n'
+        )
+    s = ServerProcess(args=["--config-dir", d], web=False).start()
+    try:
+        c = s.client()
+        with open(path, "a") as f:
+            f.write('[[cron]]\nschedule = "* * * * *"\n[cron.job]\ntype = "Added"\nqueue = "hup"\n')
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while _size(c, "hup") == 0:
+            assert time.monotonic() < deadline, "the entry added by SIGHUP never fired"
+            time.sleep(0.1)
+        assert c.fetch("hup")["jobtype"] == "Added"
+        with open(path, "w") as f:
+            f.write("[[cron]\nthis is not toml")
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "config not reloaded" not in s.log():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert (
+            c.call("PUSH " + json.dumps({"jid": "after-hup-01", "jobtype": "X", "args": []}))
+            == "OK"
+        )
     finally:
         s.stop()
         shutil.rmtree(s.data_dir, ignore_errors=True)

@@ -5,7 +5,9 @@ slots come back at ACK/FAIL or after the timeout."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import threading
 import time
 import urllib.error
@@ -166,6 +168,30 @@ def test_bad_throttle_config_stops_startup():
     try:
         s.proc.wait(30)  # the server stops instead of running unthrottled
         assert "[throttles] q: concurrency must be a whole number >= 0" in s.log()
+    finally:
+        s.stop()
+        shutil.rmtree(s.data_dir, ignore_errors=True)
+        shutil.rmtree(conf, ignore_errors=True)
+
+
+def test_sighup_applies_new_limits():
+    conf = config_dir("[throttles]\nrl = { concurrency = 1 }\n")
+    s = ServerProcess(args=["--config-dir", conf], web=False).start()
+    try:
+        w1, w2 = s.client(wid="rl-1"), s.client(wid="rl-2")
+        fill(w1, "rl", 3)
+        fill(w1, "rl-other", 2)
+        assert w1.fetch("rl", "rl-other")["queue"] == "rl"
+        assert w2.fetch("rl", "rl-other")["queue"] == "rl-other"
+        with open(os.path.join(conf, "conf.d", "faktory.toml"), "w") as f:
+            f.write("[throttles]\nrl = { concurrency = 2 }\n")
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "Throttle on queue rl: 2 at once" not in s.log():
+            assert time.monotonic() < deadline, "SIGHUP did not reload the throttles"
+            time.sleep(0.05)
+        assert w2.fetch("rl", "rl-other")["queue"] == "rl"
+        assert w2.fetch("rl", "rl-other")["queue"] == "rl-other"
     finally:
         s.stop()
         shutil.rmtree(s.data_dir, ignore_errors=True)

@@ -65,6 +65,33 @@ _MACROS = {
 }
 
 
+# TOML keys this module reads, for the generated configuration reference.
+CONFIG_KEYS = [
+    (
+        "cron",
+        "schedule",
+        "string",
+        "(required)",
+        "5-field cron expression (minute hour day month weekday) in server local time: "
+        "lists, ranges, steps, JAN-DEC / SUN-SAT names, or @hourly/@daily/@weekly/"
+        "@monthly/@yearly. Each ``[[cron]]`` entry is one periodic job.",
+    ),
+    ("cron.job", "type", "string", "(required)", "Job type of the pushed job."),
+    ("cron.job", "queue", "string", '"default"', "Queue the job goes to."),
+    ("cron.job", "args", "array", "[]", "Job arguments."),
+    ("cron.job", "retry", "integer", "25", "Retries, as in a pushed job."),
+    ("cron.job", "reserve_for", "integer", "1800", "Reservation in seconds."),
+    ("cron.job", "priority", "integer", "5", "Priority 1-9."),
+    (
+        "cron.job.custom",
+        "*",
+        "table",
+        "{}",
+        "The job's custom hash, e.g. ``expires_in = 60`` or ``unique_for = 300``.",
+    ),
+]
+
+
 class CronError(ValueError):
     """A schedule or entry that cannot be used; the text says why."""
 
@@ -318,11 +345,14 @@ class CronPlugin:
             log.info("Cron: {n} periodic job(s) configured", n=len(entries))
 
     def reload(self, server) -> None:
-        """Called on SIGHUP with the re-read config."""
+        """SIGHUP: take the re-read entries.  The current minute is evaluated
+        again so a new entry due now runs; claims stop repeats of the others."""
         try:
             self.configure(server.settings.config)
         except CronError as e:
             log.error("Cron config not reloaded: {e}", e=e)
+            return
+        self.last_slot = None
 
     async def tick(self) -> int:
         """Enqueue every entry due in the minutes not yet evaluated."""

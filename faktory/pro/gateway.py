@@ -35,6 +35,26 @@ NOAUTH = b"-NOAUTH Authentication required.\r\n"
 WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
 
 
+# TOML keys this module reads, for the generated configuration reference.
+CONFIG_KEYS = [
+    (
+        "redis",
+        "gateway",
+        "endpoint string",
+        '""',
+        'Expose the built-in Redis here, e.g. ``"tcp:6380:interface=10.0.0.5"`` or '
+        '``"10.0.0.5:6380"`` (``--redis-gateway`` overrides). Clients must AUTH first.',
+    ),
+    (
+        "redis",
+        "password",
+        "string",
+        "the server password",
+        "Password the Redis gateway requires; without one the gateway refuses to start.",
+    ),
+]
+
+
 class GatewayError(ValueError):
     """A gateway setting that cannot be used; the text says why."""
 

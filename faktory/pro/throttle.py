@@ -70,6 +70,21 @@ return out
 )
 
 
+# TOML keys this module reads, for the generated configuration reference.
+CONFIG_KEYS = [
+    (
+        "throttles",
+        "<queue>",
+        "inline table",
+        "(none)",
+        "Limits for one queue: ``concurrency`` (running at once, cluster-wide), "
+        "``worker`` (running at once per worker process), ``rate`` jobs per ``period`` "
+        "seconds (default 1), and ``timeout`` (seconds before a slot held by a job that "
+        "was never ACKed or FAILed lapses, default 60). A throttled queue is skipped by FETCH.",
+    ),
+]
+
+
 class ThrottleError(ValueError):
     """A ``[throttles]`` entry that cannot be used; the text says which and why."""
 
