@@ -19,6 +19,13 @@ class CommandError(Exception):
         return f"{self.code} {self.message}"
 
 
+class StorageUnavailable(CommandError):
+    """Redis is down or unreachable: the command was not carried out."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Redis is unavailable: {detail}")
+
+
 class Halt(CommandError):
     """Raised by middleware to refuse an operation with a coded error."""
 

@@ -104,9 +104,14 @@ def check_queue_name(name: str) -> None:
 def decode(raw: str | bytes) -> Any:
     """Parse client JSON; errors read like the real server's ``invalid JSON: ...``."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise JobError(f"invalid JSON: {e}") from None
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON: no other client could read the job back.
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
 
 
 def validate(obj: Any, now: float | None = None) -> dict:
@@ -123,6 +128,12 @@ def validate(obj: Any, now: float | None = None) -> dict:
             continue
         value = obj[key]
         if value is None:
+            continue
+        if key == "priority":
+            # The real server ignores the legacy key, so whatever a client
+            # sends must be accepted: out of range is clamped, junk ignored.
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                job[key] = max(1, min(9, int(value)))
             continue
         # bool is an int subclass in Python but not in JSON.
         if not isinstance(value, types) or isinstance(value, bool):
@@ -142,17 +153,16 @@ def validate(obj: Any, now: float | None = None) -> dict:
         raise JobError("jobs must have an args parameter")
     if job.get("reserve_for", 0) > MAX_RESERVE_FOR:
         raise JobError("jobs cannot be reserved for more than one day")
-    priority = job.get("priority", DEFAULT_PRIORITY)
-    if not 1 <= priority <= 9:
-        raise JobError("jobs must have a priority from 1 to 9")
     job.setdefault("retry", DEFAULT_RETRY)
     job.setdefault("queue", "default")
     check_queue_name(job["queue"])
-    if "at" in job and job["at"]:
+    if job.get("at") == "":
+        del job["at"]  # Go omits the empty string
+    if "at" in job:
         try:
             parse_time(job["at"])
         except ValueError as e:
-            raise JobError(f"invalid timestamp for 'at': {job['at']!r}: {e}") from None
+            raise JobError(f"invalid timestamp for 'at': {json.dumps(job['at'])}: {e}") from None
     if not job.get("created_at"):
         job["created_at"] = format_time(now)
     if job.get("custom") == {}:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ log = Logger()
 
 FETCH_WAIT = 2.0  # seconds a FETCH waits for work, as the real server does
 BATCH = 100  # jobs moved per sweep step: bounded Redis work per call
+MAX_BACKTRACE = 50  # backtrace lines kept in a failure, as the real server does
 
 Middleware = Callable[..., Any]
 
@@ -40,6 +40,12 @@ def local_day(ts: float) -> str:
     if _day[0] != second:  # every ACK asks: compute it once per second
         _day = (second, time.strftime("%Y-%m-%d", time.localtime(second)))
     return _day[1]
+
+
+def _int(value: Any, default: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return int(value)
 
 
 def retry_delay(count: int, rng: random.Random | Any = random) -> int:
@@ -94,7 +100,9 @@ class Manager:
             # and the reservation's reserved_at/expiry/wid (batches, tracking, metrics).
             "settled": [],
         }
-        self._waiters: dict[str, deque[_Waiter]] = {}
+        # queue -> parked FETCHes, oldest first (a dict is an ordered set:
+        # O(1) to wake the first and to drop any one when it times out).
+        self._waiters: dict[str, dict[_Waiter, None]] = {}
         self._pushes: dict[str, int] = {}
         self.task_stats: dict[str, dict[str, Any]] = {}
 
@@ -153,10 +161,12 @@ class Manager:
         self._pushes[queue] = self._pushes.get(queue, 0) + 1
         waiting = self._waiters.get(queue)
         while waiting:
-            waiter = waiting.popleft()
-            if not waiter.d.called:
-                waiter.fire(True)
-                return
+            waiter = next(iter(waiting))
+            if waiter.d.called:
+                del waiting[waiter]
+                continue
+            waiter.fire(True)  # unparks it from every queue it waits on
+            return
 
     def remote_notify(self, message: bytes | str) -> None:
         """A pub/sub message ``<origin> <queue>`` from some server's PUSH or sweep."""
@@ -170,7 +180,7 @@ class Manager:
         d = defer.Deferred()
         waiter = _Waiter(d, self.clock.callLater(timeout, lambda: waiter.fire(False)))
         for q in queues:
-            self._waiters.setdefault(q, deque()).append(waiter)
+            self._waiters.setdefault(q, {})[waiter] = None
         ctx.waiter = waiter
 
         def unpark(result):
@@ -178,10 +188,7 @@ class Manager:
             for q in queues:
                 waiting = self._waiters.get(q)
                 if waiting is not None:
-                    try:
-                        waiting.remove(waiter)
-                    except ValueError:
-                        pass
+                    waiting.pop(waiter, None)
                     if not waiting:
                         del self._waiters[q]
             return result
@@ -269,22 +276,31 @@ class Manager:
         now = self.now()
         errtype = (str(errtype) if errtype else "").strip()[:100] or "unknown"
         message = (str(message) if message else "").strip()[:1000] or "unknown"
-        lines = [str(x) for x in backtrace[:50]] if isinstance(backtrace, list) else []
-        old = job.get("failure") or None
-        retry = job.get("retry")
-        failure: dict[str, Any] = {"failed_at": old["failed_at"] if old else format_time(now)}
+        # The job's ``backtrace`` asks for that many lines; the real server's
+        # cap of 50 applies either way.
+        keep = _int(job.get("backtrace"), 0)
+        keep = min(keep, MAX_BACKTRACE) if keep > 0 else MAX_BACKTRACE
+        lines = [str(x) for x in backtrace[:keep]] if isinstance(backtrace, list) else []
+        # A client may push a job with its own ``failure``: read it defensively,
+        # a bad field must not leave the job stuck in its reservation.
+        old = job.get("failure") if isinstance(job.get("failure"), dict) else None
+        retry = _int(job.get("retry"), jobs.DEFAULT_RETRY)
+        failed_at = old.get("failed_at") if old else None
+        failure: dict[str, Any] = {
+            "failed_at": failed_at if isinstance(failed_at, str) and failed_at else format_time(now)
+        }
         failure["next_at"] = ""
         failure["message"] = message
         failure["errtype"] = errtype
         if lines:
             failure["backtrace"] = lines
         if old:
-            failure["retry_count"] = int(old.get("retry_count", 0)) + 1
-            remaining = int(old.get("remaining", 0))
+            failure["retry_count"] = max(0, _int(old.get("retry_count"), 0)) + 1
+            remaining = _int(old.get("remaining"), 0)
             failure["remaining"] = remaining - 1 if remaining > 0 else remaining
         else:
             failure["retry_count"] = 0
-            failure["remaining"] = retry or 0
+            failure["remaining"] = retry
         job["failure"] = failure
         if self.middleware["fail"]:
             await self._run("fail", job, failure)

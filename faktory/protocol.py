@@ -88,6 +88,7 @@ class FaktoryProtocol(LineReceiver):
         self._handshake_timer = None
         self._salt = ""
         self._iterations = 0
+        self._gone = False
 
     # -- connection lifecycle -------------------------------------------------
     def connectionMade(self) -> None:
@@ -104,6 +105,7 @@ class FaktoryProtocol(LineReceiver):
         )
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self._gone = True
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         if self._fetch_ctx is not None:
@@ -123,6 +125,8 @@ class FaktoryProtocol(LineReceiver):
 
     # -- line handling --------------------------------------------------------
     def lineReceived(self, line: bytes) -> None:
+        if self.transport.disconnecting:
+            return  # closing: what the client sent after END or a refusal is ignored
         if self._busy:
             self._pending.append(line)
             if len(self._pending) >= MAX_PENDING and not self._paused:
@@ -247,9 +251,17 @@ class FaktoryProtocol(LineReceiver):
         if not queues:
             raise CommandError("must call fetch with at least one queue")
         ctx = self._fetch_ctx = FetchContext()
-        return defer.Deferred.fromCoroutine(
-            self.factory.server.manager.fetch(queues, self.wid, ctx)
-        )
+        manager = self.factory.server.manager
+        d = defer.Deferred.fromCoroutine(manager.fetch(queues, self.wid, ctx))
+        return d.addCallback(self._fetched, manager)
+
+    def _fetched(self, raw, manager):
+        # The client left while its job was being reserved: nobody will run
+        # it, so hand it straight back instead of waiting out the reservation.
+        if raw is not None and self._gone:
+            d = defer.Deferred.fromCoroutine(manager.release(json.loads(raw)))
+            return d.addCallback(lambda _: _NO_REPLY)
+        return raw
 
     def cmd_ack(self, arg: str):
         data = _json_arg("ACK", arg)
@@ -265,10 +277,17 @@ class FaktoryProtocol(LineReceiver):
     def cmd_fail(self, arg: str):
         data = _json_arg("FAIL", arg)
         jid = data.get("jid")
+        backtrace = data.get("backtrace")
+        if (
+            not all(
+                isinstance(data.get(k), (str, type(None))) for k in ("jid", "errtype", "message")
+            )
+            or not isinstance(backtrace, (list, type(None)))
+            or not all(isinstance(line, str) for line in backtrace or ())
+        ):
+            raise CommandError(f"invalid FAIL {arg}")
         if not jid:
             raise CommandError("missing JID")
-        if not isinstance(jid, str):
-            raise CommandError(f"invalid FAIL {arg}")
         return _as_ok(
             self.factory.server.manager.fail(
                 jid, data.get("errtype"), data.get("message"), data.get("backtrace")
@@ -279,10 +298,14 @@ class FaktoryProtocol(LineReceiver):
         data = _json_arg("BEAT", arg)
         wid = data.get("wid")
         rss = data.get("rss_kb")
-        if not isinstance(wid, str) or (rss is not None and not isinstance(rss, int)):
-            raise CommandError(f"invalid BEAT {arg}")
         state = data.get("current_state") or ""
-        d = self.factory.server.workers.beat(wid, rss, state if isinstance(state, str) else "")
+        if (
+            not isinstance(wid, str)
+            or (rss is not None and (not isinstance(rss, int) or isinstance(rss, bool)))
+            or not isinstance(state, str)
+        ):
+            raise CommandError(f"invalid BEAT {arg}")
+        d = self.factory.server.workers.beat(wid, rss, state)
 
         def reply(state):
             if state is None:

@@ -24,6 +24,7 @@ log = Logger()
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
 RESTARTS = 5  # unexpected exits tolerated per RESTART_WINDOW
 RESTART_WINDOW = 60.0
+RESTART_DELAY = 0.5  # seconds before respawning: a crash loop must not spin
 
 # Durability: AOF with fsync every second plus RDB snapshots.  See
 # docs/deployment.md for the guarantee and the ``--fsync always`` trade-off.
@@ -127,6 +128,7 @@ class RedisProcess(service.Service):
         self.proto: _RedisOutput | None = None
         self.stopping = False
         self._exits: list[float] = []
+        self._respawn = None
         self.ready: defer.Deferred = defer.Deferred()
 
     def write_config(self) -> str:
@@ -167,7 +169,27 @@ class RedisProcess(service.Service):
         args = [sys.executable, "-c", _LAUNCHER, self.binary, conf]
         log.info("Starting {binary} on {sock}", binary=self.binary, sock=self.socket)
         self.reactor.spawnProcess(self.proto, sys.executable, args, env=dict(os.environ))
-        wait_until_ready(self.socket, self.reactor).chainDeferred(self.ready)
+        restart = bool(self._exits)
+        ready = self.ready
+        d = wait_until_ready(self.socket, self.reactor)
+        d.addCallback(self._up, restart)
+        if restart:
+            # Nobody waits on a restart: a Redis that will not come back stops us.
+            d.addErrback(self._restart_failed)
+        d.chainDeferred(ready)
+
+    def _up(self, sock: str, restart: bool) -> str:
+        pid = self.proto.transport.pid if self.proto and self.proto.transport else None
+        if restart:
+            log.warn("Redis is back on {sock} (pid {pid}); serving again", sock=sock, pid=pid)
+        else:
+            log.info("Redis is ready on {sock} (pid {pid})", sock=sock, pid=pid)
+        return sock
+
+    def _restart_failed(self, failure) -> None:
+        log.critical("Redis did not come back: {e}; stopping the server", e=failure.value)
+        if self.on_fatal:
+            self.on_fatal()
 
     def _ended(self, proto: _RedisOutput, reason) -> None:
         if proto is not self.proto:
@@ -175,21 +197,35 @@ class RedisProcess(service.Service):
         self.proto = None
         if self.stopping:
             return
-        log.critical("Redis exited unexpectedly: {reason}", reason=reason.value)
+        log.critical(
+            "Redis exited unexpectedly: {reason}. Commands get -ERR until it is back; "
+            "restarting it in {delay} s (its data is on disk)",
+            reason=reason.value,
+            delay=RESTART_DELAY,
+        )
         now = time.monotonic()
         self._exits = [t for t in self._exits if now - t < RESTART_WINDOW] + [now]
         if len(self._exits) > RESTARTS:
-            log.critical("Redis keeps dying; stopping the server so no job is accepted unstored")
+            log.critical(
+                "Redis died {n} times within {w} s; stopping the server so no job is "
+                "accepted unstored",
+                n=len(self._exits),
+                w=int(RESTART_WINDOW),
+            )
             if self.on_fatal:
                 self.on_fatal()
             return
         if self.ready.called:
             self.ready = defer.Deferred()
-        self._spawn(os.path.join(self.data_dir, "redis.conf"))
+        self._respawn = self.reactor.callLater(
+            RESTART_DELAY, self._spawn, os.path.join(self.data_dir, "redis.conf")
+        )
 
     def stopService(self):
         super().stopService()
         self.stopping = True
+        if self._respawn is not None and self._respawn.active():
+            self._respawn.cancel()
         proto = self.proto
         if proto is None or proto.transport is None:
             return None

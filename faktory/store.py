@@ -44,6 +44,8 @@ import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .errors import StorageUnavailable
+
 log = Logger()
 
 _ENQUEUE_LUA = """
@@ -147,17 +149,22 @@ for i = 6, #ARGV do
       local job = redis.call('RPOP', lk)
       if redis.call('LLEN', lk) == 0 then redis.call('ZREM', qp, top[1]) end
       if job then
-        local j = cjson.decode(job)
-        local rf = tonumber(j.reserve_for) or 0
-        if rf <= 0 then rf = 1800 end
-        if rf < 60 then rf = 60 end
-        if rf > 86400 then rf = 86400 end
-        local exp = now + rf
-        redis.call('HSET', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
-          .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}')
-        redis.call('ZADD', p .. 'working:exp', exp, j.jid)
-        throttle_take(p, q, ARGV[5], now, j.jid, limits)
-        return job
+        -- A script is not rolled back on error and the job is already
+        -- popped: anything undecodable goes to the dead set, never lost.
+        local ok, j = pcall(cjson.decode, job)
+        if ok and type(j) == 'table' and type(j.jid) == 'string' then
+          local rf = tonumber(j.reserve_for) or 0
+          if rf == 0 then rf = 1800 end
+          if rf < 60 then rf = 60 end
+          if rf > 86400 then rf = 86400 end
+          local exp = now + rf
+          redis.call('HSET', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
+            .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}')
+          redis.call('ZADD', p .. 'working:exp', exp, j.jid)
+          throttle_take(p, q, ARGV[5], now, j.jid, limits)
+          return job
+        end
+        redis.call('ZADD', p .. 'dead', now + 15552000, job)
       end
       top = redis.call('ZRANGE', qp, -1, -1)
     end
@@ -592,9 +599,9 @@ class Store:
         )
 
     def promote(self, name: str, now: float, now_str: str, limit: int = 100) -> defer.Deferred:
-        return self._promote(
-            self.redis, (self.prefix, self.origin, name, repr(now), now_str, limit)
-        )
+        # Origin '*': the notification also wakes FETCHes waiting on this
+        # server, which has no local push to learn of the promoted jobs from.
+        return self._promote(self.redis, (self.prefix, "*", name, repr(now), now_str, limit))
 
     def purge(self, name: str, now: float, limit: int = 100) -> defer.Deferred:
         return self._purge(self.redis, (self.prefix, name, repr(now), limit))
@@ -674,12 +681,18 @@ class Store:
 
     @defer.inlineCallbacks
     def flush(self):
-        """Delete every key under our prefix, and nothing else."""
+        """Delete every key under our prefix, and nothing else.
+
+        Worker records survive, as the real server's in-memory heartbeats do:
+        connected workers keep BEATing after a client test suite's FLUSH."""
         cursor = b"0"
+        workers = (self.prefix + "workers").encode()
+        worker = (self.prefix + "worker:").encode()
         while True:
             cursor, keys = yield self.redis.execute_command(
                 "SCAN", cursor, "MATCH", self.prefix + "*", "COUNT", 1000
             )
+            keys = [k for k in keys if k != workers and not k.startswith(worker)]
             if keys:
                 yield self.redis.execute_command("UNLINK", *keys)
             if cursor in (b"0", 0, "0"):
@@ -817,6 +830,35 @@ REPLY_TIMEOUT = 10  # seconds; a dead Redis must not hang a client forever
 # One pipelined connection: Redis runs one command at a time anyway, and with
 # one connection the commands of a reactor turn share one write and one read.
 POOL_SIZE = 1
+RECONNECT_DELAY = (0.1, 1.0)  # first and longest wait between reconnection attempts
+
+
+def _unavailable(failure):
+    failure.trap(txredisapi.ConnectionError)
+    raise StorageUnavailable(str(failure.value) or "connection lost")
+
+
+class FailFast:
+    """The txredisapi pool, refusing commands at once while it has no live
+    connection.  txredisapi would queue them until Redis is back, leaving
+    clients hanging for the whole outage; an ``-ERR`` reply is better."""
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+        self._factory = pool._factory
+        self._factory.initialDelay, self._factory.maxDelay = RECONNECT_DELAY
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._factory.size)
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> defer.Deferred:
+        if not self._factory.size:
+            return defer.fail(StorageUnavailable("not connected"))
+        return self._pool.execute_command(*args, **kwargs).addErrback(_unavailable)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
@@ -863,12 +905,14 @@ async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
         def messageReceived(self, pattern, channel, message):
             on_notify(message)
 
-    from twisted.application.internet import ClientService
+    from twisted.application.internet import ClientService, backoffPolicy
     from twisted.internet.protocol import Factory
 
     factory = Factory()
     factory.protocol = lambda: Subscriber(charset=None, password=password, convertNumbers=False)
-    subscriber = ClientService(endpoint, factory, clock=reactor)
+    subscriber = ClientService(
+        endpoint, factory, retryPolicy=backoffPolicy(*RECONNECT_DELAY), clock=reactor
+    )
     subscriber.startService()
     await subscriber.whenConnected()
-    return pool, subscriber
+    return FailFast(pool), subscriber
