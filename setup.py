@@ -26,6 +26,7 @@ setup(
             "pytest-timeout",
             "treq",
             "pyfaktory",
+            "prometheus-client",
             "selenium",
             "hypothesis",
             "ruff",

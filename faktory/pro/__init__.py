@@ -15,6 +15,7 @@ def builtin_plugins() -> list[Any]:
     from .cron import CronPlugin
     from .expiring import ExpiringPlugin
     from .gateway import GatewayPlugin
+    from .metrics import MetricsPlugin
     from .throttle import ThrottlePlugin
     from .tracking import TrackingPlugin
     from .unique import UniquePlugin
@@ -28,4 +29,5 @@ def builtin_plugins() -> list[Any]:
         # Batches count a member job at PUSH: after every check that may refuse it.
         BatchPlugin(),
         TrackingPlugin(),
+        MetricsPlugin(),
     ]

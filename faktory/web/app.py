@@ -29,6 +29,12 @@ class WebUI:
         request.setHeader("Cache-Control", "no-cache")
         return json.dumps(info)
 
+    @app.route("/metrics", methods=["GET", "HEAD"])
+    async def metrics(self, request):
+        from ..pro.metrics import render_prometheus  # Prometheus text lives with the plugin
+
+        return await render_prometheus(self.server, request)
+
     @app.route("/health")
     def health(self, request):
         request.setHeader("Content-Type", "application/json")
