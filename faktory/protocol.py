@@ -22,6 +22,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from .errors import CommandError
+from .fastwrite import send_now
 from .job import JobError, dumps
 from .manager import FetchContext
 
@@ -177,7 +178,7 @@ class FaktoryProtocol(LineReceiver):
 
     def _reply(self, value: Any) -> None:
         if value is not _NO_REPLY:
-            self.transport.write(encode_reply(value))
+            send_now(self.transport, encode_reply(value))
 
     def _reply_failure(self, failure: Failure) -> None:
         if failure.check(defer.CancelledError):
