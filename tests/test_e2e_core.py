@@ -118,7 +118,7 @@ def test_errors_keep_connection_usable(client):
         "FAIL {}": "ERR missing JID",
         'FAIL {"jid":"nope-nope"}': "ERR Job not found nope-nope",
         'BEAT {"wid":"ghost"}': "ERR unknown worker ghost",
-        "BATCH NEW {}": "ERR batch subsystem",
+        "BATCH NEW {}": "ERR invalid batch: a success or complete callback is required",
     }
     for line, expected in cases.items():
         reply = client.call(line)
