@@ -50,8 +50,11 @@ def test_read_a_queue_through_the_gateway(srv):
     # Also with the Redis 6 form AUTH default <password>.
     r2 = connect(srv, username="default", password=PASSWORD)
     assert r2.llen("fk:q:gwq:5") == 1
-    r.close()
-    r2.close()
+    # And RESP3 clients, which authenticate inside HELLO 3 AUTH default <password>.
+    r3 = connect(srv, password=PASSWORD, protocol=3)
+    assert r3.llen("fk:q:gwq:5") == 1
+    for conn in (r, r2, r3):
+        conn.close()
 
 
 def test_wrong_or_missing_password_is_refused(srv):
