@@ -1,15 +1,85 @@
 """Klein routes of the web UI.  ``WebUI(server)`` holds no globals: each
-server instance gets its own app."""
+server instance gets its own app (``app`` is bound per instance).
+
+Routes read request parameters, call ``faktory.admin`` (the same operations
+the protocol and the CLI use) and hand the data to ``pages``; ``guard``
+adds auth, cross-origin protection and the proxy prefix in front of all."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
+import re
+from urllib.parse import quote, unquote
 
 from klein import Klein
 from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.template import Tag, flattenString
 
 from .. import FAKTORY_COMPAT_VERSION
-from ..job import format_time
+from ..job import QUEUE_NAME, format_time
+from . import display, layout, pages
+from .guard import Guard, script_prefix
+
+log = Logger()
+
+FLASH_COOKIE = b"faktory_flash"
+
+
+class BadParameter(ValueError):
+    """A query value the page cannot use: 400 ``Invalid parameter``."""
+
+
+STATIC_TYPES = {
+    ".css": b"text/css; charset=utf-8",
+    ".js": b"text/javascript; charset=utf-8",
+    ".svg": b"image/svg+xml",
+    ".png": b"image/png",
+}
+STATIC_NAME = re.compile(r"\A[a-z0-9][a-z0-9_.-]*\Z")
+
+
+def _arg(request, name: str, default: str = "") -> str:
+    values = request.args.get(name.encode())
+    if not values:
+        return default
+    return values[0].decode("utf-8", "replace")
+
+
+def _args(request, name: str) -> list[str]:
+    return [v.decode("utf-8", "replace") for v in request.args.get(name.encode(), [])]
+
+
+def _page(request) -> int:
+    raw = _arg(request, "page", "1").strip() or "1"
+    try:
+        page = int(raw)
+    except ValueError:
+        raise BadParameter(raw) from None
+    if page < 0:
+        raise BadParameter(raw)
+    return max(1, page)
+
+
+def queue_token(priority: int, raw: bytes) -> str:
+    """A queue entry's checkbox value: its priority and exact payload
+    (base64url), so deleting it removes precisely that job."""
+    return f"{priority}:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def parse_queue_token(token: str) -> tuple[int, bytes]:
+    pri, _, b64 = token.partition(":")
+    try:
+        priority = int(pri)
+        raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    except (ValueError, binascii.Error):
+        raise BadParameter(token) from None
+    if not 1 <= priority <= 9:
+        raise BadParameter(token)
+    return priority, raw
 
 
 class WebUI:
@@ -19,8 +89,59 @@ class WebUI:
         self.server = server
 
     def resource(self):
-        return self.app.resource()
+        return Guard(self.app.resource(), self._password)
 
+    def _password(self) -> str:
+        return getattr(self.server.settings, "web_password", "") or self.server.password or ""
+
+    # -- helpers ----------------------------------------------------------------
+    async def _ctx(self, request) -> layout.Ctx:
+        info = await self.server.admin.info()
+        flash = ""
+        cookie = request.getCookie(FLASH_COOKIE)
+        if cookie:
+            flash = unquote(cookie.decode("latin-1"))[:300]
+            self._set_flash(request, "", expire=True)
+        return layout.Ctx(
+            server=self.server,
+            request=request,
+            prefix=script_prefix(request),
+            now=self.server.clock.seconds(),
+            info=info,
+            flash=flash,
+            pages=list(self.server.web_pages),
+        )
+
+    def _set_flash(self, request, message: str, expire: bool = False) -> None:
+        request.addCookie(
+            FLASH_COOKIE,
+            quote(message).encode(),
+            path=(script_prefix(request) or "") + "/",
+            max_age="0" if expire else "60",
+            httpOnly=True,
+            sameSite="strict",
+        )
+
+    def _redirect(self, request, path: str, message: str = "", code: int = 302) -> bytes:
+        """Redirect to a UI path; after a POST, tell the operator what happened."""
+        if message:
+            self._set_flash(request, message)
+        request.setResponseCode(code)
+        request.setHeader(b"Location", (script_prefix(request) + path).encode())
+        return b""
+
+    async def _html(self, ctx: layout.Ctx, active: str, title: str, body, **kw) -> bytes:
+        ctx.request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        ctx.request.setHeader(b"Cache-Control", b"no-store")
+        return await layout.render_page(ctx, active, title, body, **kw)
+
+    @app.handle_errors(BadParameter)
+    def bad_parameter(self, request, failure):
+        request.setResponseCode(400)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"Invalid parameter"
+
+    # -- JSON -------------------------------------------------------------------
     @app.route("/stats")
     @defer.inlineCallbacks
     def stats(self, request):
@@ -28,12 +149,6 @@ class WebUI:
         request.setHeader("Content-Type", "application/json")
         request.setHeader("Cache-Control", "no-cache")
         return json.dumps(info)
-
-    @app.route("/metrics", methods=["GET", "HEAD"])
-    async def metrics(self, request):
-        from ..pro.metrics import render_prometheus  # Prometheus text lives with the plugin
-
-        return await render_prometheus(self.server, request)
 
     @app.route("/health")
     def health(self, request):
@@ -49,3 +164,304 @@ class WebUI:
                 },
             }
         )
+
+    @app.route("/metrics", methods=["GET", "HEAD"])
+    async def metrics(self, request):
+        from ..pro.metrics import render_prometheus  # Prometheus text lives with the plugin
+
+        return await render_prometheus(self.server, request)
+
+    @app.route("/static/<name>")
+    def static(self, request, name):
+        """Package assets only (no listing, no paths); cacheable for an hour,
+        as their URLs carry a content hash."""
+        kind = STATIC_TYPES.get(os.path.splitext(name)[1])
+        path = os.path.join(layout.STATIC_DIR, name)
+        if kind is None or not STATIC_NAME.match(name) or not os.path.isfile(path):
+            request.setResponseCode(404)
+            return b"Not found"
+        with open(path, "rb") as f:
+            data = f.read()
+        request.setHeader(b"Content-Type", kind)
+        request.setHeader(b"Cache-Control", b"public, max-age=3600")
+        return data
+
+    # -- dashboard --------------------------------------------------------------
+    @app.route("/")
+    async def dashboard(self, request):
+        if request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"Allow", b"GET, HEAD")
+            return b"get only"
+        try:
+            days = int(_arg(request, "days", "30"))
+        except ValueError:
+            days = 30
+        days = min(max(days, 1), 180)
+        ctx = await self._ctx(request)
+        history = await self.server.admin.history(days)
+        return await self._html(ctx, "dashboard", "Dashboard", pages.dashboard(ctx, history, days))
+
+    # -- queues -------------------------------------------------------------------
+    @app.route("/queues", methods=["GET", "HEAD"])
+    async def queues(self, request):
+        ctx = await self._ctx(request)
+        admin = self.server.admin
+        sizes = ctx.info["faktory"]["queues"]
+        names = sorted(sizes)
+        paused, latency = await defer.gatherResults(
+            [
+                defer.ensureDeferred(_await(admin.paused_queues())),
+                defer.ensureDeferred(admin.queue_latency(names)),
+            ]
+        )
+        rows = [pages.QueueRow(n, sizes[n], latency.get(n, 0.0), n in paused) for n in names]
+        return await self._html(ctx, "queues", "Queues", pages.queues(ctx, rows))
+
+    @app.route("/queues/<name>", methods=["GET", "HEAD"])
+    async def queue(self, request, name):
+        ctx = await self._ctx(request)
+        if name not in ctx.info["faktory"]["queues"]:
+            return self._redirect(request, "/queues")
+        page = _page(request)
+        admin = self.server.admin
+        total, rows = await admin.queue_page(name, (page - 1) * layout.PER_PAGE, layout.PER_PAGE)
+        last = max(1, (total + layout.PER_PAGE - 1) // layout.PER_PAGE)
+        if page > last:
+            page = last
+            total, rows = await admin.queue_page(
+                name, (page - 1) * layout.PER_PAGE, layout.PER_PAGE
+            )
+        entries = [(pri, raw, display.decode_job(raw)) for pri, raw in rows]
+        paused = name in await _await(admin.paused_queues())
+        body = pages.queue(ctx, name, total, entries, page, paused, queue_token)
+        toggle = layout.post_form(
+            ctx,
+            f"/queues/{name}",
+            layout.button("Resume", "resume", kind="primary")
+            if paused
+            else layout.button("Pause", "pause"),
+            layout.button(
+                "Clear queue",
+                "delete",
+                kind="danger",
+                confirm=f"Delete all {total:,} jobs in {name}?",
+            ),
+            hidden={"return": "queue"},
+            class_="inline",
+        )
+        return await self._html(ctx, "queues", f"Queue {name}", body, actions=toggle)
+
+    @app.route("/queues/<name>", methods=["POST"])
+    async def queue_action(self, request, name):
+        admin = self.server.admin
+        if not QUEUE_NAME.match(name):
+            return self._redirect(request, "/queues")
+        action = _arg(request, "action")
+        back = f"/queues/{quote(name)}" if _arg(request, "return") == "queue" else "/queues"
+        if action == "delete_selected" or (action == "delete" and _args(request, "bkey")):
+            items = [parse_queue_token(t) for t in _args(request, "bkey")]
+            n = await admin.delete_queue_jobs(name, items)
+            page = _page(request)
+            return self._redirect(
+                request, f"/queues/{quote(name)}?page={page}", f"Deleted {n:,} job(s) from {name}."
+            )
+        if action == "delete":
+            size = (await self.server.store.queue_sizes([name])).get(name, 0)
+            await admin.remove_queues([name])
+            return self._redirect(
+                request, "/queues", f"Queue {name} cleared: {size:,} job(s) deleted."
+            )
+        if action == "pause":
+            await admin.pause_queues([name])
+            return self._redirect(request, back, f"Queue {name} paused.")
+        if action == "resume":
+            await admin.resume_queues([name])
+            return self._redirect(request, back, f"Queue {name} resumed.")
+        request.setResponseCode(400)
+        return f"invalid action: {action}".encode()
+
+    # -- busy -------------------------------------------------------------------------
+    @app.route("/busy", methods=["GET", "HEAD"])
+    async def busy(self, request):
+        ctx = await self._ctx(request)
+        page = _page(request)
+        admin = self.server.admin
+        workers = await admin.worker_records()
+        total, reservations = await admin.busy_page((page - 1) * layout.PER_PAGE, layout.PER_PAGE)
+        by_wid: dict[str, int] | None = None
+        if total <= 5000:
+            by_wid = {}
+            for raw in await self.server.store.reservations():
+                try:
+                    wid = json.loads(raw).get("wid") or ""
+                except ValueError:
+                    continue
+                by_wid[wid] = by_wid.get(wid, 0) + 1
+        body = pages.busy(ctx, workers, by_wid, total, reservations, page)
+        return await self._html(ctx, "busy", "Busy", body)
+
+    @app.route("/busy", methods=["POST"])
+    async def busy_action(self, request):
+        wid = _arg(request, "wid")
+        signal = _arg(request, "signal")
+        if signal not in ("quiet", "terminate"):
+            request.setResponseCode(400)
+            return f"Invalid signal: {signal}".encode()
+        workers = self.server.workers
+        if wid == "all":
+            await workers.signal_all(signal)
+            msg = f"Sent {signal} to every worker process."
+        else:
+            state = await workers.signal(wid, signal)
+            msg = f"Sent {signal} to {wid}." if state else f"No worker process {wid}."
+        return self._redirect(request, "/busy", msg)
+
+    # -- retries, scheduled, dead -----------------------------------------------
+    def _set_query(self, request, kind: pages.SetKind) -> pages.SetQuery:
+        order = _arg(request, "order")
+        if order not in ("", "asc", "desc"):
+            raise BadParameter(order)
+        reverse = kind.default_reverse if not order else order == "desc"
+        return pages.SetQuery(
+            page=_page(request),
+            reverse=reverse,
+            jobtype=_arg(request, "jobtype").strip()[:200],
+            text=_arg(request, "q").strip()[:200],
+        )
+
+    async def _set_list(self, request, kind: pages.SetKind):
+        ctx = await self._ctx(request)
+        q = self._set_query(request, kind)
+        admin = self.server.admin
+        per = layout.PER_PAGE
+        total, rows, more = await admin.set_page(
+            kind.name, (q.page - 1) * per, per, q.reverse, q.jobtype, q.text
+        )
+        if total is not None and q.page > 1 and not rows:
+            q.page = max(1, (total + per - 1) // per)
+            total, rows, more = await admin.set_page(
+                kind.name, (q.page - 1) * per, per, q.reverse, q.jobtype, q.text
+            )
+        size = ctx.info["faktory"]["sets"][kind.name]
+        entries = [(key, raw, display.decode_job(raw)) for key, raw in rows]
+        body = pages.set_list(ctx, kind, q, total, size, entries, more)
+        return await self._html(ctx, kind.name, kind.title, body)
+
+    async def _set_action(self, request, kind: pages.SetKind):
+        action = _arg(request, "action")
+        keys = _args(request, "key")
+        back = _arg(request, "return")
+        prefix = script_prefix(request)
+        if not back.startswith(prefix + kind.path) or back.startswith("//"):
+            back = prefix + kind.path
+        back = back[len(prefix) :]
+        if not keys:
+            return self._redirect(request, back, "Nothing selected.")
+        try:
+            n = await self.server.admin.act_on_set(
+                kind.name, action, None if keys == ["all"] else keys
+            )
+        except ValueError as e:
+            request.setResponseCode(400)
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return str(e).encode()
+        verb = {
+            "delete": "Deleted",
+            "retry": "Queued for retry",
+            "add_to_queue": "Added to queue",
+            "kill": "Killed",
+        }[action]
+        return self._redirect(request, back, f"{verb}: {n:,} job(s).")
+
+    async def _set_entry(self, request, kind: pages.SetKind, key: str):
+        key = unquote(key)
+        raw = await self.server.admin.set_entry(kind.name, key)
+        if raw is None:
+            return self._redirect(request, kind.path, "That job is no longer there.", code=307)
+        ctx = await self._ctx(request)
+        job = display.decode_job(raw)
+        body = pages.job_page(ctx, kind, key, job)
+        actions = pages.job_actions(ctx, kind, key)
+        title = f"{display.job_type(job)} {job.get('jid', '')}"
+        return await self._html(ctx, kind.name, title, body, actions=actions)
+
+    @app.route("/retries", methods=["GET", "HEAD"])
+    def retries(self, request):
+        return defer.ensureDeferred(self._set_list(request, pages.SET_KINDS["retries"]))
+
+    @app.route("/retries", methods=["POST"])
+    def retries_action(self, request):
+        return defer.ensureDeferred(self._set_action(request, pages.SET_KINDS["retries"]))
+
+    @app.route("/retries/<path:key>", methods=["GET", "HEAD"])
+    def retry_entry(self, request, key):
+        return defer.ensureDeferred(self._set_entry(request, pages.SET_KINDS["retries"], key))
+
+    @app.route("/scheduled", methods=["GET", "HEAD"])
+    def scheduled(self, request):
+        return defer.ensureDeferred(self._set_list(request, pages.SET_KINDS["scheduled"]))
+
+    @app.route("/scheduled", methods=["POST"])
+    def scheduled_action(self, request):
+        return defer.ensureDeferred(self._set_action(request, pages.SET_KINDS["scheduled"]))
+
+    @app.route("/scheduled/<path:key>", methods=["GET", "HEAD"])
+    def scheduled_entry(self, request, key):
+        return defer.ensureDeferred(self._set_entry(request, pages.SET_KINDS["scheduled"], key))
+
+    @app.route("/morgue", methods=["GET", "HEAD"])
+    def morgue(self, request):
+        return defer.ensureDeferred(self._set_list(request, pages.SET_KINDS["dead"]))
+
+    @app.route("/morgue", methods=["POST"])
+    def morgue_action(self, request):
+        return defer.ensureDeferred(self._set_action(request, pages.SET_KINDS["dead"]))
+
+    @app.route("/morgue/<path:key>", methods=["GET", "HEAD"])
+    def morgue_entry(self, request, key):
+        return defer.ensureDeferred(self._set_entry(request, pages.SET_KINDS["dead"], key))
+
+    @app.route("/dead")
+    def dead(self, request):
+        return self._redirect(request, "/morgue")
+
+    # -- debug --------------------------------------------------------------------
+    @app.route("/debug", methods=["GET", "HEAD"])
+    async def debug(self, request):
+        ctx = await self._ctx(request)
+        text, rtt = await self.server.admin.redis_debug()
+        body = pages.debug(ctx, text, rtt, pages.debug_facts(ctx, text))
+        return await self._html(ctx, "debug", "Debug", body)
+
+    # -- plugin pages ---------------------------------------------------------------
+    @app.route("/<path:sub>", methods=["GET", "HEAD", "POST"])
+    async def plugin_page(self, request, sub):
+        page = next((p for p in self.server.web_pages if p.path.strip("/") == sub.strip("/")), None)
+        if page is None:
+            ctx = await self._ctx(request)
+            request.setResponseCode(404)
+            return await self._html(ctx, "none", "Not found", pages.not_found(ctx, "No such page."))
+        result = await _await(page.render(request))
+        if request.code in (301, 302, 303, 307, 308) or request.finished:
+            return result if isinstance(result, bytes | str) else b""
+        ctx = await self._ctx(request)
+        active = "plugin:/" + page.path.strip("/")
+        if isinstance(result, bytes):
+            result = result.decode()
+        if isinstance(result, str):
+            return await self._html(ctx, active, page.title, None, raw=result)
+        if isinstance(result, Tag) or hasattr(result, "render"):
+            return await self._html(ctx, active, page.title, result)
+        # Anything else: show it as text rather than guess at HTML.
+        fragment = (await flattenString(None, str(result))).decode()
+        return await self._html(ctx, active, page.title, None, raw=fragment)
+
+
+async def _await(value):
+    if isinstance(value, defer.Deferred) or hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+__all__ = ["WebUI", "queue_token", "parse_queue_token"]

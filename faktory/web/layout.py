@@ -1,0 +1,310 @@
+"""The frame around every page (nav, summary bar, footer) and the small
+building blocks pages share: links, forms, buttons, pagers, times.
+
+Pages are ``twisted.web.template`` tags, so every string that reaches the
+HTML is escaped by the flattener; raw HTML exists only for plugin pages'
+fragments, spliced in after flattening (``render_page``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from twisted.web.template import Comment, Tag, flattenString
+from twisted.web.template import tags as _known
+
+from .. import FAKTORY_COMPAT_VERSION, __version__
+from . import display
+
+
+class _Tags:
+    """``twisted.web.template.tags``, plus HTML5 names it lacks (``main``)."""
+
+    def __getattr__(self, name: str) -> Tag:
+        try:
+            return getattr(_known, name)
+        except AttributeError:
+            return Tag(name)
+
+
+tags = _Tags()
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+PER_PAGE = 25
+DOCS_URL = "https://github.com/contribsys/faktory/wiki"
+
+TABS = (
+    ("dashboard", "Dashboard", "/"),
+    ("busy", "Busy", "/busy"),
+    ("queues", "Queues", "/queues"),
+    ("retries", "Retries", "/retries"),
+    ("scheduled", "Scheduled", "/scheduled"),
+    ("dead", "Dead", "/morgue"),
+)
+
+
+def _asset_version(names: tuple[str, ...]) -> str:
+    """Content hash for static URLs, so browsers caching them for an hour
+    still pick up a new release at once."""
+    digest = hashlib.sha1()
+    for name in names:
+        try:
+            with open(os.path.join(STATIC_DIR, name), "rb") as f:
+                digest.update(f.read())
+        except OSError:
+            pass
+    return digest.hexdigest()[:10]
+
+
+ASSET_VERSION = _asset_version(("faktory.css", "faktory.js", "logo.svg"))
+
+
+@dataclass
+class Ctx:
+    """One request's view of the server: what every page needs to draw."""
+
+    server: Any
+    request: Any
+    prefix: str
+    now: float
+    info: dict
+    flash: str = ""
+    pages: list = field(default_factory=list)
+
+    def url(self, path: str, **query: Any) -> str:
+        """A link inside the UI (prefixed for a reverse proxy), with query."""
+        q = {k: v for k, v in query.items() if v not in (None, "")}
+        return self.prefix + path + ("?" + urlencode(q) if q else "")
+
+    def static(self, name: str) -> str:
+        return f"{self.prefix}/static/{name}?v={ASSET_VERSION}"
+
+
+def quote_key(key: str) -> str:
+    return quote(key, safe="")
+
+
+# -- small pieces -------------------------------------------------------------
+def when(ts: float | None, now: float) -> Tag | str:
+    """A relative time with the exact UTC time on hover."""
+    if ts is None:
+        return "-"
+    exact = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    return tags.time(
+        display.time_ago(ts, now),
+        datetime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)),
+        title=exact,
+    )
+
+
+def button(label: str, value: str, name: str = "action", kind: str = "", confirm: str = "") -> Tag:
+    attrs: dict[str, str] = {"type": "submit", "name": name, "value": value}
+    attrs["class"] = f"btn {kind}".strip()
+    if confirm:
+        attrs["data-confirm"] = confirm
+    return tags.button(label, **attrs)
+
+
+def post_form(ctx: Ctx, path: str, *children: Any, hidden: dict | None = None, **attrs) -> Tag:
+    form = tags.form(method="post", action=ctx.url(path), **attrs)
+    for k, v in (hidden or {}).items():
+        form(tags.input(type="hidden", name=k, value=str(v)))
+    return form(*children)
+
+
+def badge(text: str, kind: str = "") -> Tag:
+    return tags.span(text, class_=f"badge {kind}".strip())
+
+
+def empty(text: str) -> Tag:
+    return tags.div(tags.p(text), class_="empty")
+
+
+def table(headers: list[Any], rows: list[Tag], cls: str = "") -> Tag:
+    head = tags.tr(*[tags.th(h) for h in headers])
+    return tags.div(
+        tags.table(tags.thead(head), tags.tbody(*rows), class_=f"table {cls}".strip()),
+        class_="table-wrap",
+    )
+
+
+def check_all() -> Tag:
+    return tags.input(type="checkbox", title="Select all on this page", **{"data-check-all": "1"})
+
+
+def args_cell(job: dict) -> Tag:
+    return tags.td(
+        *[tags.code(a, class_="arg") for a in display.short_args(job)],
+        class_="args",
+    )
+
+
+def pager(
+    ctx: Ctx, path: str, page: int, last: int | None, more: bool, query: dict | None = None
+) -> Tag | str:
+    """«  ‹  1 … 4 [5] 6 … 20  ›  » ; with ``last=None`` (a filtered view
+    whose size is unknown) only the neighbours are shown."""
+    query = dict(query or {})
+    if last is not None and last <= 1:
+        return ""
+    if last is None and page == 1 and not more:
+        return ""
+
+    def link(label: str, target: int | None, current: bool = False, title: str = "") -> Tag:
+        if target is None or current:
+            return tags.li(
+                tags.span(label, **({"aria-current": "page"} if current else {})),
+                class_="current" if current else "disabled",
+            )
+        return tags.li(tags.a(label, href=ctx.url(path, **query, page=target), title=title))
+
+    items = [
+        link("«", 1 if page > 1 else None, title="First page"),
+        link("‹", page - 1 if page > 1 else None, title="Previous page"),
+    ]
+    if last is None:
+        items.append(link(str(page), page, current=True))
+    else:
+        shown = sorted({1, last, *range(max(1, page - 2), min(last, page + 2) + 1)})
+        prev = 0
+        for n in shown:
+            if n - prev > 1:
+                items.append(tags.li(tags.span("…"), class_="gap"))
+            items.append(link(display.number(n), n, current=n == page))
+            prev = n
+    has_next = more if last is None else page < last
+    items.append(link("›", page + 1 if has_next else None, title="Next page"))
+    if last is not None:
+        items.append(link("»", last if page < last else None, title="Last page"))
+    return tags.nav(tags.ul(*items), class_="pager", **{"aria-label": "Pages"})
+
+
+# -- the frame ----------------------------------------------------------------
+def _summary(ctx: Ctx) -> Tag:
+    fk = ctx.info["faktory"]
+    entries = [
+        ("processed", "Processed", fk["total_processed"], None),
+        ("failed", "Failed", fk["total_failures"], None),
+        ("busy", "Busy", fk["sets"]["working"], "/busy"),
+        ("enqueued", "Enqueued", fk["total_enqueued"], "/queues"),
+        ("retries", "Retries", fk["sets"]["retries"], "/retries"),
+        ("scheduled", "Scheduled", fk["sets"]["scheduled"], "/scheduled"),
+        ("dead", "Dead", fk["sets"]["dead"], "/morgue"),
+    ]
+    cells = []
+    for key, label, value, path in entries:
+        inner = [
+            tags.span(display.number(value), class_="value", **{"data-stat": key}),
+            tags.span(label, class_="label"),
+        ]
+        if path:
+            cells.append(tags.li(tags.a(*inner, href=ctx.url(path)), class_=f"stat-{key}"))
+        else:
+            cells.append(tags.li(tags.div(*inner), class_=f"stat-{key}"))
+    return tags.section(tags.ul(*cells), class_="summary", **{"aria-label": "Summary"})
+
+
+def _nav(ctx: Ctx, active: str) -> Tag:
+    links = []
+    for key, label, path in TABS:
+        attrs = {"href": ctx.url(path)}
+        if key == active:
+            attrs["aria-current"] = "page"
+            attrs["class"] = "active"
+        links.append(tags.li(tags.a(label, **attrs)))
+    for page in ctx.pages:
+        if not page.nav:
+            continue
+        path = "/" + page.path.strip("/")
+        attrs = {"href": ctx.url(path)}
+        if active == "plugin:" + path:
+            attrs["aria-current"] = "page"
+            attrs["class"] = "active"
+        links.append(tags.li(tags.a(page.title, **attrs)))
+    busy = ctx.info["faktory"]["sets"]["working"]
+    state = "active" if busy else "idle"
+    return tags.header(
+        tags.div(
+            tags.a(
+                tags.img(src=ctx.static("logo.svg"), alt="", width="28", height="28"),
+                tags.span("Faktory"),
+                href=ctx.url("/"),
+                class_="brand",
+            ),
+            tags.span(
+                tags.span(class_="dot"),
+                tags.span(state, class_="status-text"),
+                class_=f"status {state}",
+                title=f"{display.number(busy)} jobs in progress",
+                **{"data-status": "1"},
+            ),
+            class_="brand-row",
+        ),
+        tags.nav(tags.ul(*links), class_="tabs", **{"aria-label": "Main"}),
+        class_="topbar",
+    )
+
+
+def _footer(ctx: Ctx) -> Tag:
+    s = ctx.server.settings
+    return tags.footer(
+        tags.ul(
+            tags.li(f"Faktory {FAKTORY_COMPAT_VERSION}", title=f"faktory-server {__version__}"),
+            tags.li(tags.code(s.bind), title="Work protocol endpoint"),
+            tags.li(
+                tags.span(
+                    time.strftime("%H:%M:%S UTC", time.gmtime(ctx.now)),
+                    **{"data-clock": "1"},
+                )
+            ),
+            tags.li(s.environment, class_=f"env env-{s.environment}"),
+            tags.li(tags.a("Debug", href=ctx.url("/debug"))),
+            tags.li(tags.a("Docs", href=DOCS_URL, rel="noopener noreferrer")),
+        ),
+        class_="footer",
+    )
+
+
+async def render_page(
+    ctx: Ctx, active: str, title: str, body: Any, raw: str | None = None, actions: Any = ""
+) -> bytes:
+    """The whole HTML document.  ``raw`` (a plugin's HTML fragment) replaces
+    the body; it is spliced in after flattening at a marker no escaped value
+    can produce (``<`` is always escaped in values)."""
+    marker = None
+    if raw is not None:
+        marker = "faktory-raw-" + uuid.uuid4().hex
+        body = Comment(marker)
+    flash = tags.div(ctx.flash, class_="flash", role="status") if ctx.flash else ""
+    doc = tags.html(lang="en")(
+        tags.head(
+            tags.meta(charset="utf-8"),
+            tags.meta(name="viewport", content="width=device-width, initial-scale=1"),
+            tags.title(f"{title} · Faktory"),
+            tags.link(rel="icon", href=ctx.static("logo.svg"), type="image/svg+xml"),
+            tags.link(rel="stylesheet", href=ctx.static("faktory.css")),
+            tags.script(src=ctx.static("faktory.js"), defer="defer"),
+        ),
+        tags.body(**{"data-page": active.split(":")[0]})(
+            _nav(ctx, active),
+            _summary(ctx),
+            tags.main(
+                flash,
+                tags.div(
+                    tags.h1(title), tags.div(actions, class_="page-actions"), class_="page-head"
+                ),
+                body,
+                class_="container",
+            ),
+            _footer(ctx),
+        ),
+    )
+    html = b"<!DOCTYPE html>\n" + await flattenString(None, doc)
+    if marker is not None:
+        html = html.replace(f"<!--{marker}-->".encode(), raw.encode(), 1)
+    return html
