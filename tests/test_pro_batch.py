@@ -352,3 +352,18 @@ def test_web_page_lists_batches_escaped(srv, c):
         raise
     assert bid in page
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in page and "<b>bold</b>" not in page
+
+
+def test_expiry_policy(srv, c):
+    import redis
+
+    r = redis.Redis(unix_socket_path=os.path.join(os.path.abspath(srv.data_dir), "redis.sock"))
+    jq = q("bttl")
+    bid = new_batch(c, complete={"jobtype": "C", "args": [], "queue": q("bttlcb")})
+    c.push(queue=jq, custom={"bid": bid})
+    key = f"fk:batch:{bid}"
+    assert 1700 < r.ttl(key) <= 1800  # uncommitted: 30 minutes
+    assert 1700 < r.ttl(key + ":jobs") <= 1800
+    assert c.call(f"BATCH COMMIT {bid}") == "OK"
+    assert r.ttl(key) > 29 * 86400  # committed, waiting on its job
+    r.close()

@@ -130,3 +130,16 @@ def test_errors(c):
     assert c.call("TRACK FROB x").startswith("ERR unknown TRACK subcommand")
     # The connection keeps working after errors.
     assert get(c, "abcdefgh1")["jid"] == "abcdefgh1"
+
+
+def test_finished_record_kept_thirty_minutes(srv, c):
+    import redis
+
+    r = redis.Redis(unix_socket_path=os.path.join(os.path.abspath(srv.data_dir), "redis.sock"))
+    queue = q()
+    jid, _ = c.push(queue=queue, custom={"track": 1})
+    assert r.ttl(f"fk:track:{jid}") > 29 * 86400  # still on its way
+    c.fetch(queue)
+    assert c.call("ACK " + json.dumps({"jid": jid})) == "OK"
+    assert 1700 < r.ttl(f"fk:track:{jid}") <= 1800
+    r.close()
