@@ -206,7 +206,9 @@ def test_sighup_reloads_entries_and_survives_a_broken_config():
         while _size(c, "hup") == 0:
             assert time.monotonic() < deadline, "the entry added by SIGHUP never fired"
             time.sleep(0.1)
-        assert c.fetch("hup")["jobtype"] == "Added"
+        added = c.fetch("hup")
+        assert added["jobtype"] == "Added"
+        assert added["retry"] == 25 and added["args"] == []  # a PUSH's defaults
         with open(path, "w") as f:
             f.write("[[cron]\nthis is not toml")
         s.proc.send_signal(signal.SIGHUP)

@@ -20,6 +20,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .. import job as jobs
 from ..errors import CommandError
 from ..job import JobError, format_time
 from ..plugin import WebPage
@@ -195,10 +196,11 @@ class CronEntry:
     job: dict[str, Any]
 
     def make_job(self, now: float) -> dict[str, Any]:
+        """A new job from the template, with the defaults a PUSH would get."""
         job = json.loads(json.dumps(self.job))
         job["jid"] = uuid.uuid4().hex[:24]
         job["created_at"] = format_time(now)
-        return job
+        return jobs.validate(job, now)
 
 
 _JOB_KEYS = {
@@ -251,8 +253,6 @@ def parse_entries(config: dict[str, Any]) -> list[CronEntry]:
             if key in spec:
                 job[key] = spec[key]
         # Validate the template once now, so a bad entry fails at startup.
-        from .. import job as jobs
-
         try:
             jobs.validate(dict(job, jid="cron-validate"))
         except JobError as e:
@@ -390,7 +390,7 @@ class CronPlugin:
     async def render(self, request) -> str:
         if not self.entries:
             return (
-                "<h1>Cron</h1><p>No periodic jobs configured. Add <code>[[cron]]</code> "
+                "<p>No periodic jobs configured. Add <code>[[cron]]</code> "
                 "entries to a <code>conf.d/*.toml</code> file (see docs/cron.md).</p>"
             )
         last = await self.store.last_runs([e.id for e in self.entries])
@@ -416,4 +416,4 @@ class CronPlugin:
             )
         head = ["Schedule", "Job type", "Queue", "Arguments", "Last enqueued", "Next runs"]
         tz = html.escape(now.astimezone().tzname() or "local")
-        return f"<h1>Cron</h1><p>Times are server local time ({tz}).</p>" + table(head, rows)
+        return f"<p>Times are server local time ({tz}).</p>" + table(head, rows)

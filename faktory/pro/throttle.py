@@ -192,7 +192,7 @@ class ThrottlePlugin:
     async def render(self, request) -> str:
         if not self.throttles:
             return (
-                "<h1>Throttles</h1><p>No queue is throttled. Add a <code>[throttles]</code> "
+                "<p>No queue is throttled. Add a <code>[throttles]</code> "
                 "table to a <code>conf.d/*.toml</code> file (see docs/throttles.md).</p>"
             )
         usage = await self.usage()
@@ -209,7 +209,7 @@ class ThrottlePlugin:
                 ]
             )
         head = ["Queue", "Running (cluster)", "Busiest worker", "Rate", "Lock timeout"]
-        return "<h1>Throttles</h1>" + table(head, rows)
+        return table(head, rows)
 
 
 def _describe(t: Throttle) -> str:
