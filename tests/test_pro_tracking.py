@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+from rawredis import RawRedis
 
 from helpers import ServerProcess
 
@@ -27,6 +28,10 @@ def c(srv):
     client = srv.client()
     yield client
     client.close()
+
+
+def ttl(r, key: str) -> int:
+    return r("TTL", key)
 
 
 def q() -> str:
@@ -98,23 +103,21 @@ def test_unknown_and_untracked_jobs(c):
 
 
 def test_reserve_until_extends_the_reservation(srv, c):
-    import redis
-
     queue = q()
     jid, _ = c.push(queue=queue, reserve_for=60, custom={"track": 1})
     c.fetch(queue)
-    r = redis.Redis(unix_socket_path=os.path.join(os.path.abspath(srv.data_dir), "redis.sock"))
-    before = r.zscore("fk:working:exp", jid)
+    r = RawRedis(os.path.join(os.path.abspath(srv.data_dir), "redis.sock"))
+    before = float(r("ZSCORE", "fk:working:exp", jid))
     assert before is not None and before < time.time() + 120
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
     assert track_set(c, jid=jid, percent=5, reserve_until=later) == "OK"
-    assert r.zscore("fk:working:exp", jid) > time.time() + 3000
+    assert float(r("ZSCORE", "fk:working:exp", jid)) > time.time() + 3000
     earlier = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
     assert track_set(c, jid=jid, reserve_until=earlier) == "OK"
-    assert r.zscore("fk:working:exp", jid) > time.time() + 3000  # never moved earlier
+    assert float(r("ZSCORE", "fk:working:exp", jid)) > time.time() + 3000  # never moved earlier
     far = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 10 * 86400))
     assert track_set(c, jid=jid, reserve_until=far) == "OK"
-    assert r.zscore("fk:working:exp", jid) < time.time() + 86400 + 60  # capped at a day
+    assert float(r("ZSCORE", "fk:working:exp", jid)) < time.time() + 86400 + 60  # capped at a day
     assert c.call("ACK " + json.dumps({"jid": jid})) == "OK"
     r.close()
 
@@ -133,13 +136,11 @@ def test_errors(c):
 
 
 def test_finished_record_kept_thirty_minutes(srv, c):
-    import redis
-
-    r = redis.Redis(unix_socket_path=os.path.join(os.path.abspath(srv.data_dir), "redis.sock"))
+    r = RawRedis(os.path.join(os.path.abspath(srv.data_dir), "redis.sock"))
     queue = q()
     jid, _ = c.push(queue=queue, custom={"track": 1})
-    assert r.ttl(f"fk:track:{jid}") > 29 * 86400  # still on its way
+    assert ttl(r, f"fk:track:{jid}") > 29 * 86400  # still on its way
     c.fetch(queue)
     assert c.call("ACK " + json.dumps({"jid": jid})) == "OK"
-    assert 1700 < r.ttl(f"fk:track:{jid}") <= 1800
+    assert 1700 < ttl(r, f"fk:track:{jid}") <= 1800
     r.close()

@@ -57,6 +57,43 @@ RESERVED_TAGS = ("host", "device", "source", "service")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+# TOML keys this module reads, for the generated configuration reference.
+CONFIG_KEYS = [
+    (
+        "statsd",
+        "location",
+        "string",
+        "(none: statsd off)",
+        "``host:port`` of the statsd / DogStatsD agent (UDP). ``DD_DOGSTATSD_URL=udp://host:port`` "
+        "in the environment does the same.",
+    ),
+    ("statsd", "namespace", "string", '"faktory."', "Prefix of every metric name."),
+    (
+        "statsd",
+        "tags",
+        "list of strings",
+        "[]",
+        "DogStatsD tags added to every metric; ``host``, ``device``, ``source`` and "
+        "``service`` are reserved.",
+    ),
+    (
+        "statsd",
+        "bufferSize",
+        "integer",
+        "15",
+        "Metrics per UDP packet (each waits 100 ms at most).",
+    ),
+    (
+        "statsd",
+        "queueLatency",
+        "list of queue names",
+        "[]",
+        "Queues whose ``queue.latency`` (age of the oldest job) is sent.",
+    ),
+    ("statsd", "interval", "integer", "30", "Seconds between the gauges (``processed``, ...)."),
+]
+
+
 class MetricsConfigError(ValueError):
     """A ``[statsd]`` setting that cannot be used; the text says which."""
 
