@@ -19,3 +19,20 @@ def client(server):
     c = server.client()
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def srv():
+    """One real server shared by the tests of a module (they must not interfere:
+    give each test its own queue names)."""
+    s = ServerProcess().start()
+    yield s
+    s.stop()
+    shutil.rmtree(s.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def c(srv):
+    client = srv.client()
+    yield client
+    client.close()

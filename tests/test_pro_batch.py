@@ -11,25 +11,9 @@ import threading
 import urllib.request
 import uuid
 
-import pytest
 from rawredis import RawRedis
 
 from helpers import ReplyError, ServerProcess
-
-
-@pytest.fixture(scope="module")
-def srv():
-    s = ServerProcess().start()
-    yield s
-    s.stop()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
-
-
-@pytest.fixture
-def c(srv):
-    client = srv.client()
-    yield client
-    client.close()
 
 
 def ttl(r, key: str) -> int:

@@ -5,29 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import uuid
 
-import pytest
 from rawredis import RawRedis
-
-from helpers import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def srv():
-    s = ServerProcess(web=False).start()
-    yield s
-    s.stop()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
-
-
-@pytest.fixture
-def c(srv):
-    client = srv.client()
-    yield client
-    client.close()
 
 
 def ttl(r, key: str) -> int:
