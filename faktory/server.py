@@ -13,7 +13,7 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 
-from . import plugins, reload
+from . import multiproc, plugins, reload
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
@@ -43,6 +43,9 @@ class Settings:
     redis_loglevel: str = "warning"
     config_dir: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # parsed conf.d TOML
+    workers: int = 1  # server processes sharing the work port (see multiproc)
+    reuse_port: bool = False  # open the work port with SO_REUSEPORT
+    worker_argv: list[str] = field(default_factory=list)  # a child's command line
 
 
 class FaktoryServer(service.MultiService):
@@ -75,6 +78,7 @@ class FaktoryServer(service.MultiService):
         self.plugins_started: list[Any] = []
         self._tick = 0
         self.redis_process: RedisProcess | None = None
+        self.worker_processes: multiproc.WorkerProcesses | None = None
         if not settings.redis_url:
             self.redis_process = RedisProcess(
                 settings.data_dir,
@@ -111,7 +115,13 @@ class FaktoryServer(service.MultiService):
         self.add_task("dead", 60, self.manager.purge_dead)
         await plugins.setup_all(self)
         reload.install(self)  # SIGHUP re-reads conf.d (cron, throttles...)
-        await self._listen("work", s.bind, self.factory)
+        if s.workers > 1 or s.reuse_port:
+            self.ports["work"] = multiproc.listen_reuseport(self.reactor, s.bind, self.factory)
+        else:
+            await self._listen("work", s.bind, self.factory)
+        if s.workers > 1:
+            self.worker_processes = multiproc.WorkerProcesses.for_server(self, url)
+            self.worker_processes.startService()
         if s.web:
             from twisted.web.server import Site
 
@@ -147,6 +157,8 @@ class FaktoryServer(service.MultiService):
     def stopService(self):
         """Stop accepting, let in-flight commands answer, then stop Redis."""
         self.shutting_down = True
+        if self.worker_processes is not None:
+            yield self.worker_processes.stopService()  # while Redis still serves them
         for port in self.ports.values():
             yield port.stopListening()
         self.ports.clear()

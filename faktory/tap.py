@@ -7,7 +7,7 @@ import re
 
 from twisted.python import usage
 
-from . import config, plugins
+from . import config, multiproc, plugins
 from .server import FaktoryServer, Settings
 
 ENVIRONMENTS = ("development", "staging", "production")
@@ -72,6 +72,13 @@ class Options(usage.Options):
         ],
         ["fsync", None, "everysec", "Redis AOF fsync policy: always, everysec or no (RDB only)."],
         [
+            "workers",
+            None,
+            "1",
+            "Server processes sharing the work port and one Redis, to use more cores "
+            "(tcp: bind only; see docs/scaling.md).",
+        ],
+        [
             "redis-gateway",
             None,
             None,
@@ -79,7 +86,15 @@ class Options(usage.Options):
             "overrides [redis] gateway.",
         ],
     ]
-    optFlags = [["list-plugins", None, "List built-in and installed plugins, then exit."]]
+    optFlags = [
+        ["list-plugins", None, "List built-in and installed plugins, then exit."],
+        [
+            "reuse-port",
+            None,
+            "Open the work port with SO_REUSEPORT, so several servers on one machine share it.",
+        ],
+        ["worker-process", None, "Internal: this process is a --workers child."],
+    ]
 
     def opt_plugin(self, name: str) -> None:
         """Enable an installed plugin by name (repeatable; adds to [plugins] enabled)."""
@@ -92,7 +107,7 @@ class Options(usage.Options):
                 f'Invalid environment "{env}": legal values are development, staging or production'
             )
         self["environment"] = env
-        for key in ("max-connections", "max-line-length"):
+        for key in ("max-connections", "max-line-length", "workers"):
             try:
                 self[key] = int(self[key])
                 if self[key] <= 0:
@@ -108,6 +123,11 @@ class Options(usage.Options):
                 else "/var/lib/faktory/db"
             )
         self["bind"] = endpoint_string(self["bind"], 7419)
+        if self["workers"] > 1 or self["reuse-port"]:
+            try:
+                multiproc.parse_tcp_endpoint(self["bind"])
+            except ValueError as e:
+                raise usage.UsageError(f"--workers/--reuse-port: {e}") from None
         web = self["web"]
         self["web"] = None if web in ("none", "", ":0", "0") else endpoint_string(web, 7420)
         self["password"] = read_password(self["password-file"])
@@ -122,6 +142,8 @@ class Options(usage.Options):
             if not isinstance(section, dict):
                 raise usage.UsageError("[redis] in the config must be a table")
             section["gateway"] = self["redis-gateway"]
+        if self["worker-process"] and isinstance(self["config"].get("redis"), dict):
+            self["config"]["redis"].pop("gateway", None)  # the first process runs it
         plugins.enable(self["config"], self.get("plugin", []))
         if self["list-plugins"]:
             plugins.print_listing(self["config"])
@@ -145,7 +167,23 @@ class Options(usage.Options):
             fsync=self["fsync"],
             config_dir=self["config-dir"],
             config=self["config"],
+            workers=self["workers"],
+            reuse_port=self["reuse-port"],
+            worker_argv=self.worker_argv(),
         )
+
+    def worker_argv(self) -> list[str]:
+        """The options a ``--workers`` child runs with (bind and Redis are added
+        by the parent): no web UI, no Redis gateway, the same everything else."""
+        argv = ["faktory", "--web", "none", "--reuse-port", "--worker-process"]
+        for key in ("data-dir", "environment", "config-dir", "password-file", "namespace"):
+            if self[key]:
+                argv += [f"--{key}", str(self[key])]
+        for key in ("max-connections", "max-line-length", "fsync"):
+            argv += [f"--{key}", str(self[key])]
+        for name in self.get("plugin", []):
+            argv += ["--plugin", name]
+        return argv
 
 
 def read_password(password_file: str | None) -> str:
