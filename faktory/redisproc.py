@@ -18,6 +18,7 @@ import txredisapi
 from twisted.application import service
 from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 log = Logger()
 
@@ -97,7 +98,7 @@ class _RedisOutput(protocol.ProcessProtocol):
     errReceived = outReceived
 
     def processEnded(self, reason) -> None:
-        self.ended.callback(reason)
+        self.ended.callback(None)
         self.owner._ended(self, reason)
 
 
@@ -172,21 +173,25 @@ class RedisProcess(service.Service):
         restart = bool(self._exits)
         ready = self.ready
         d = wait_until_ready(self.socket, self.reactor)
-        d.addCallback(self._up, restart)
+        d.addCallback(self._up, restart, self.proto)
         if restart:
             # Nobody waits on a restart: a Redis that will not come back stops us.
-            d.addErrback(self._restart_failed)
-        d.chainDeferred(ready)
+            d.addErrback(self._restart_failed, self.proto)
+        d.addBoth(_settle, ready)
 
-    def _up(self, sock: str, restart: bool) -> str:
-        pid = self.proto.transport.pid if self.proto and self.proto.transport else None
+    def _up(self, sock: str, restart: bool, proto: _RedisOutput) -> str:
+        if proto is not self.proto:
+            return sock  # that one died already; the next attempt reports
+        pid = proto.transport.pid if proto.transport else None
         if restart:
             log.warn("Redis is back on {sock} (pid {pid}); serving again", sock=sock, pid=pid)
         else:
             log.info("Redis is ready on {sock} (pid {pid})", sock=sock, pid=pid)
         return sock
 
-    def _restart_failed(self, failure) -> None:
+    def _restart_failed(self, failure, proto: _RedisOutput) -> None:
+        if proto is not self.proto or self.stopping:
+            return None  # that one died already and was respawned (or we stop)
         log.critical("Redis did not come back: {e}; stopping the server", e=failure.value)
         if self.on_fatal:
             self.on_fatal()
@@ -238,6 +243,17 @@ class RedisProcess(service.Service):
         return proto.ended.addErrback(lambda _: None)
 
 
+def _settle(result, ready: defer.Deferred) -> None:
+    # A Redis killed while starting is respawned before this attempt is over:
+    # two attempts then share ``ready``, and only the first may fire it.
+    if ready.called:
+        return
+    if isinstance(result, Failure):
+        ready.errback(result)
+    else:
+        ready.callback(result)
+
+
 def _kill(proto: _RedisOutput) -> None:
     try:
         proto.transport.signalProcess(signal.SIGKILL)
@@ -265,6 +281,11 @@ def wait_until_ready(sock: str, reactor, timeout: float = 10.0, loading_timeout:
         try:
             yield conn.ping()
             return sock
+        except txredisapi.ConnectionError:
+            # Went away while answering (killed as it started): keep waiting.
+            if time.monotonic() - started > timeout:
+                raise
+            yield task.deferLater(reactor, 0.02, lambda: None)
         except txredisapi.ResponseError as e:
             if "LOADING" not in str(e) or time.monotonic() - started > loading_timeout:
                 raise
