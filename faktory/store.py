@@ -229,6 +229,10 @@ throttle_release(p, ARGV[2])
 redis.call('SADD', p .. 'queues', ARGV[4])
 redis.call('RPUSH', p .. 'q:' .. ARGV[4] .. ':' .. ARGV[5], ARGV[6])
 redis.call('ZADD', p .. 'qp:' .. ARGV[4], ARGV[5], ARGV[5])
+-- back in the queue: wake a FETCH waiting on it (origin '*' reaches every server)
+if redis.call('EXISTS', p .. 'wait:' .. ARGV[4]) == 1 then
+  redis.call('PUBLISH', p .. 'notify', '* ' .. ARGV[4])
+end
 return 1
 """
 )

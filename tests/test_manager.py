@@ -447,3 +447,18 @@ async def test_flush_empties_everything_but_worker_records(env):
     assert await env.store.queue_sizes(["default"]) == {"default": 0}
     assert await env.zset("scheduled") == []
     assert await env.store.worker_beat("w-keep", env.now) == "running"
+
+
+@pytest_twisted.ensureDeferred
+async def test_released_job_goes_to_the_front_and_wakes_a_fetch(env):
+    await env.push(jid="first-001", queue="rel")
+    await env.push(jid="second-01", queue="rel")
+    job = await env.fetch("rel")
+    assert job["jid"] == "first-001"
+    assert (await env.fetch("rel"))["jid"] == "second-01"
+    d = fetching(env, "rel")
+    await until(lambda: parked(env.manager, "rel"), what="FETCH to park")
+    await env.manager.release(job)  # e.g. its client vanished mid-FETCH
+    again = await settled(d)
+    assert again["jid"] == "first-001"
+    assert await env.counters() == (0, 0)  # a release is not a failure
