@@ -154,7 +154,8 @@ def validate(obj: Any, now: float | None = None) -> dict:
     if job.get("reserve_for", 0) > MAX_RESERVE_FOR:
         raise JobError("jobs cannot be reserved for more than one day")
     job.setdefault("retry", DEFAULT_RETRY)
-    job.setdefault("queue", "default")
+    if not job.get("queue"):
+        job["queue"] = "default"  # missing or empty, as the real server does
     check_queue_name(job["queue"])
     if job.get("at") == "":
         del job["at"]  # Go omits the empty string

@@ -116,7 +116,7 @@ def parked(manager: Manager, queue: str) -> bool:
 
 @pytest_twisted.ensureDeferred
 async def test_push_fetch_ack_sets_server_fields_and_counts(env):
-    pushed = await env.push(args=[1, {"a": "é"}], custom={"k": 1}, at="")
+    pushed = await env.push(args=[1, {"a": "é"}], custom={"k": 1}, at="", queue="")
     job = await env.fetch()
     assert job["jid"] == pushed["jid"] and job["args"] == [1, {"a": "é"}]
     assert job["queue"] == "default" and job["retry"] == 25 and "at" not in job
