@@ -1,0 +1,228 @@
+"""Scale-out: several server processes on one Redis serve the same queues as
+one server would: no job handed out twice, none lost, one shared state."""
+
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+
+import pytest
+
+from helpers import ReplyError, ServerProcess, redis_socket
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+import procstat  # noqa: E402
+
+JOBS = 50_000
+QUEUES = ["so-a", "so-b", "so-c"]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Server A spawns Redis; server B uses A's Redis through --redis-url."""
+    a = ServerProcess(web=False).start()
+    b = ServerProcess(web=False, args=["--redis-url", redis_socket(a)]).start()
+    yield a, b
+    b.stop()
+    a.stop()
+
+
+def produce(server, jids: list[str], batch: int = 1000) -> None:
+    """PUSHB every job in batches, all batches in flight at once."""
+    c = server.client()
+    lines = []
+    for i in range(0, len(jids), batch):
+        jobs = [
+            {"jid": jid, "jobtype": "Move", "args": [n], "queue": QUEUES[n % len(QUEUES)]}
+            for n, jid in enumerate(jids[i : i + batch], start=i)
+        ]
+        lines.append(b"PUSHB " + json.dumps(jobs).encode() + b"\r\n")
+    c.f.write(b"".join(lines))
+    c.f.flush()
+    for _ in lines:
+        assert c.read_reply() == "{}"  # no job refused
+    c.close()
+
+
+class Consumer(threading.Thread):
+    """FETCH (``depth`` in flight) and ACK until ``shared['left']`` reaches 0."""
+
+    def __init__(self, server, shared: dict, lock: threading.Lock, depth: int = 16) -> None:
+        super().__init__(daemon=True)
+        self.server, self.shared, self.lock, self.depth = server, shared, lock, depth
+        self.got: list[str] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            self.error = e
+
+    def _run(self) -> None:
+        c = self.server.client(wid=uuid.uuid4().hex[:12])
+        fetch = ("FETCH " + " ".join(QUEUES) + "\r\n").encode()
+        inflight: deque = deque()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            out = []
+            while sum(1 for k in inflight if k == "F") < self.depth and self.shared["left"] > 0:
+                out.append(fetch)
+                inflight.append("F")
+            if out:
+                c.f.write(b"".join(out))
+                c.f.flush()
+            if not inflight:
+                break
+            kind = inflight.popleft()
+            reply = c.read_reply()
+            assert not isinstance(reply, ReplyError), reply
+            if kind == "A":
+                assert reply == "OK"
+            elif reply is not None:
+                jid = json.loads(reply)["jid"]
+                self.got.append(jid)
+                with self.lock:
+                    self.shared["left"] -= 1
+                c.f.write(b'ACK {"jid":"%s"}\r\n' % jid.encode())
+                c.f.flush()
+                inflight.append("A")
+        c.close()
+
+
+def test_two_servers_move_50000_jobs_exactly_once(pair):
+    a, b = pair
+    jids = [f"so-{n:06d}-{uuid.uuid4().hex[:8]}" for n in range(JOBS)]
+    shared, lock = {"left": JOBS}, threading.Lock()
+    consumers = [Consumer(srv, shared, lock) for srv in (a, b, a, b)]
+    for t in consumers:
+        t.start()
+    producers = [
+        threading.Thread(target=produce, args=(a, jids[: JOBS // 2])),
+        threading.Thread(target=produce, args=(b, jids[JOBS // 2 :])),
+    ]
+    started = time.monotonic()
+    for t in producers:
+        t.start()
+    for t in producers + consumers:
+        t.join(150)
+    elapsed = time.monotonic() - started
+    for t in consumers:
+        assert t.error is None, t.error
+    got = [jid for t in consumers for jid in t.got]
+    assert len(got) == len(set(got)), "a job was handed out twice"
+    assert set(got) == set(jids), f"{len(set(jids) - set(got))} jobs lost"
+    # Both servers did real work.
+    assert all(t.got for t in consumers)
+    # One state: both servers report the same totals.
+    infos = [srv.client().info()["faktory"] for srv in (a, b)]
+    for fk in infos:
+        assert fk["total_processed"] >= JOBS
+        assert fk["sets"]["working"] == 0
+        assert sum(fk["queues"].get(q, 0) for q in QUEUES) == 0
+    assert infos[0]["total_processed"] == infos[1]["total_processed"]
+    print(f"moved {JOBS} jobs through two servers in {elapsed:.1f} s")
+
+
+def test_fail_retry_and_stats_are_shared(pair):
+    a, b = pair
+    ca, cb = a.client(), b.client()
+    before = ca.info()["faktory"]
+    jid, _ = ca.push(queue="so-fail", retry=3)
+    job = cb.fetch("so-fail")
+    assert job["jid"] == jid
+    assert ca.call(json.dumps({"jid": jid, "errtype": "E", "message": "m"}).join(["FAIL ", ""]))
+    after_a, after_b = ca.info()["faktory"], cb.info()["faktory"]
+    assert after_a["sets"]["retries"] == before["sets"]["retries"] + 1
+    assert after_a["total_failures"] == before["total_failures"] + 1
+    assert after_a["total_failures"] == after_b["total_failures"]
+    assert after_a["sets"] == after_b["sets"]
+
+
+def test_pause_on_one_server_holds_the_queue_on_the_other(pair):
+    a, b = pair
+    ca, cb = a.client(), b.client()
+    if isinstance(ca.call("QUEUE PAUSE so-pause"), ReplyError):
+        pytest.skip("QUEUE is not implemented in this tree")
+    jid, _ = cb.push(queue="so-pause")
+    assert cb.fetch("so-pause") is None  # paused everywhere (after the 2 s wait)
+    assert cb.call("QUEUE RESUME so-pause") == "OK"
+    assert ca.fetch("so-pause")["jid"] == jid
+
+
+def test_mutate_on_one_server_is_seen_by_the_other(pair):
+    a, b = pair
+    ca, cb = a.client(), b.client()
+    jid, _ = ca.push(queue="so-mut", at="2099-01-01T00:00:00Z")
+    dead = cb.info()["faktory"]["sets"]["dead"]
+    cmd = {"cmd": "kill", "target": "scheduled", "filter": {"jids": [jid]}}
+    reply = cb.call("MUTATE " + json.dumps(cmd))
+    if isinstance(reply, ReplyError) and "unknown command" in reply:
+        pytest.skip("MUTATE is not implemented in this tree")
+    assert reply == "OK"
+    assert ca.info()["faktory"]["sets"]["dead"] == dead + 1
+
+
+def established_by_pid(port: int, pids: list[int]) -> dict[int, int]:
+    """How many accepted connections on ``port`` each process holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for row in f:
+                cols = row.split()
+                if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{cols[9]}]")
+    counts = {}
+    for pid in pids:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        counts[pid] = sum(1 for fd in fds if _readlink(f"/proc/{pid}/fd/{fd}") in inodes)
+    return counts
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+def test_workers_share_one_port_and_stop_together():
+    srv = ServerProcess(web=False, args=["--workers", "2"]).start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(procstat.listening_pids(srv.port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pids = procstat.listening_pids(srv.port)
+        assert len(pids) == 2 and srv.proc.pid in pids
+        tree = procstat.process_tree([srv.proc.pid])
+        clients = [srv.client() for _ in range(24)]
+        spread = established_by_pid(srv.port, pids)
+        assert all(n > 0 for n in spread.values()), spread  # the kernel used both
+        pushed = {c.push(queue="so-workers")[0] for c in clients[:12]}
+        fetched = set()
+        for c in clients[12:]:
+            jid = c.fetch("so-workers")["jid"]
+            fetched.add(jid)
+            assert c.call(f'ACK {{"jid":"{jid}"}}') == "OK"
+        assert fetched == pushed
+        assert clients[0].info()["faktory"]["sets"]["working"] == 0
+        for c in clients:
+            c.close()
+    finally:
+        srv.stop()
+    deadline = time.monotonic() + 10
+    while [p for p in tree if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in tree if _alive(p)], "a process outlived the server"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
