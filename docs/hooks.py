@@ -1,6 +1,7 @@
-"""MkDocs hooks: add the generated configuration reference, and inline source
+"""MkDocs hooks: add the generated configuration reference, inline source
 files into pages (``<!-- include: examples/x.py -->`` on a line of its own)
-so the docs show the very code the tests run."""
+so the docs show the very code the tests run, and list pages missing from
+the nav under "More" so a new page is never unreachable."""
 
 from __future__ import annotations
 
@@ -18,6 +19,35 @@ log = logging.getLogger("mkdocs.hooks.faktory")
 
 INCLUDE = re.compile(r"^<!-- include: (\S+) -->$", re.MULTILINE)
 LANGUAGES = {".py": "python", ".toml": "toml", ".sh": "bash", ".js": "javascript"}
+
+
+def on_config(config):
+    listed = set(_nav_files(config["nav"] or []))
+    docs = config["docs_dir"]
+    extra = []
+    for name in sorted(os.listdir(docs)):
+        if name.endswith(".md") and name not in listed:
+            extra.append({_title(os.path.join(docs, name)): name})
+    if extra and config["nav"] is not None:
+        config["nav"].append({"More": extra})
+    return config
+
+
+def _nav_files(nav):
+    for item in nav:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        if isinstance(value, list):
+            yield from _nav_files(value)
+        else:
+            yield value
+
+
+def _title(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("# "):
+                return line[2:].strip()
+    return os.path.basename(path)[:-3]
 
 
 def on_files(files, config):
