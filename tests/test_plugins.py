@@ -115,6 +115,7 @@ def _config_dir(toml: str) -> str:
 AUDIT_TOML = """
 [plugins]
 enabled = ["audit"]
+disabled = ["unique"]
 
 [plugins.audit]
 blocked = ["EvilJob"]
@@ -234,6 +235,15 @@ def test_periodic_task_and_shutdown_hook(plugin_path):
     shutil.rmtree(srv.data_dir, ignore_errors=True)
 
 
+def test_disabled_builtin_plugin_is_not_set_up(audited):
+    c = audited.client()
+    job = {"jobtype": "Once", "args": [1], "queue": "uniq", "custom": {"unique_for": 600}}
+    assert c.push(**job)[1] == "OK"
+    assert c.push(**job)[1] == "OK"  # with unique jobs on: NOTUNIQUE
+    assert c.info()["faktory"]["queues"]["uniq"] == 2
+    c.close()
+
+
 # -- discovery and failures ----------------------------------------------------------
 
 
@@ -244,6 +254,7 @@ def test_list_plugins_shows_installed_and_broken_dropins(plugin_path):
     assert any(line.split()[:2] == ["audit", "enabled"] for line in lines), result.stdout
     assert any(line.split()[:2] == ["hello", "available"] for line in lines), result.stdout
     assert any(line.split()[:2] == ["boom", "available"] for line in lines), result.stdout
+    assert any(line.split()[:2] == ["unique", "built-in"] for line in lines), result.stdout
     broken = [line for line in lines if line.split()[:2] == ["?", "broken"]]
     assert len(broken) == 1 and "broken.py" in broken[0]
     assert "No module named 'no_such_module_here'" in broken[0]
