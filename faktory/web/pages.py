@@ -365,6 +365,15 @@ SET_KINDS = {
 }
 
 
+def _confirm(action: str, what: str) -> str:
+    """Destructive actions ask first; putting jobs back to work does not."""
+    if action == "delete":
+        return f"Delete {what}? This cannot be undone."
+    if action == "kill":
+        return f"Kill {what}? They move to the Dead set without further retries."
+    return ""
+
+
 def entry_time(kind: SetKind, score: float) -> float:
     """When an entry matters to people: retry/run time, or time of death."""
     return score - DEAD_TTL if kind.name == "dead" else score
@@ -479,7 +488,10 @@ def set_list(
     headers += ["Queue", "Job", "Arguments"]
     if kind.name != "scheduled":
         headers.append("Error")
-    bulk = [button(label, action, kind=k) for label, action, k in kind.bulk]
+    bulk = [
+        button(label, action, kind=k, confirm=_confirm(action, "the selected jobs"))
+        for label, action, k in kind.bulk
+    ]
     form = post_form(
         ctx,
         kind.path,
@@ -617,9 +629,7 @@ def job_page(ctx: Ctx, kind: SetKind, key: str, job: dict) -> Tag:
 def job_actions(ctx: Ctx, kind: SetKind, key: str) -> Tag:
     buttons = [tags.a("Back", href=ctx.url(kind.path), class_="btn link")]
     for label, action, k in kind.bulk:
-        buttons.append(button(label, action, kind=k))
-    if kind.name == "retries":
-        pass  # Kill is already among the bulk actions
+        buttons.append(button(label, action, kind=k, confirm=_confirm(action, "this job")))
     return post_form(
         ctx,
         kind.path,
