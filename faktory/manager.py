@@ -18,7 +18,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from . import job as jobs
-from .errors import CommandError, Discard
+from .errors import CommandError, Discard, StorageUnavailable
 from .job import JobError, format_time
 
 log = Logger()
@@ -358,17 +358,28 @@ class Manager:
         reaped = 0
         while True:
             jids = await self.store.expired_reservations(self.now(), BATCH)
+            stuck = 0
             for jid in jids:
                 raw = await self.store.reservation(jid)
                 if raw is None:
                     await self.store.drop_orphan_expiry(jid)
                     continue
-                if await self._fail_reservation(
-                    jid, raw, "ReservationExpired", "Faktory job reservation expired", None
-                ):
+                try:
+                    settled = await self._fail_reservation(
+                        jid, raw, "ReservationExpired", "Faktory job reservation expired", None
+                    )
+                except StorageUnavailable:
+                    raise
+                except Exception:
+                    # A job that a fail middleware chokes on stays reserved and is
+                    # tried again next time; it must not hold up the others.
+                    log.failure("Cannot fail job {jid} whose reservation expired", jid=jid)
+                    stuck += 1
+                    continue
+                if settled:
                     reaped += 1
                     log.info("Reservation for job {jid} expired", jid=jid)
-            if len(jids) < BATCH:
+            if len(jids) < BATCH or stuck == len(jids):
                 break
         stats = self.task_stats.setdefault("Busy", {"reaped": 0})
         stats["reaped"] += reaped

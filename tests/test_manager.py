@@ -462,3 +462,21 @@ async def test_released_job_goes_to_the_front_and_wakes_a_fetch(env):
     again = await settled(d)
     assert again["jid"] == "first-001"
     assert await env.counters() == (0, 0)  # a release is not a failure
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_job_the_fail_middleware_chokes_on_does_not_block_the_reaper(env):
+    def picky(job, failure):
+        if job["jid"] == "cursed-01":
+            raise RuntimeError("plugin bug")
+
+    env.manager.use("fail", picky)
+    await env.push(jid="cursed-01", reserve_for=60)
+    await env.push(jid="normal-01", reserve_for=60)
+    await env.fetch()
+    await env.fetch()
+    env.clock.advance(61)
+    assert await env.manager.reap_reservations() == 1
+    [(stored, _)] = await env.zset("retries")
+    assert stored["jid"] == "normal-01"
+    assert await env.store.reservation("cursed-01") is not None  # still held, retried later
