@@ -8,6 +8,7 @@ A config that no longer parses is logged and the running one kept.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -33,6 +34,13 @@ def install(server: Any) -> None:
 
 async def reload(server: Any) -> None:
     settings = server.settings
+    children = getattr(server, "worker_processes", None)
+    if children is not None:  # --workers: each child reloads its own plugins
+        for pid in children.pids():
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except OSError:
+                pass  # already gone; the supervisor respawns it with the new config
     if not settings.config_dir:
         log.info("SIGHUP: no config dir, nothing to reload")
         return
