@@ -18,6 +18,7 @@ from twisted.internet.testing import StringTransport
 
 from faktory.protocol import password_hash
 from faktory.server import FaktoryServer, Settings
+from helpers import pwdhash
 
 VECTOR = ("foobar", "55104dc76695721d", 1545)
 VECTOR_HASH = "6d877f8e5544b1f2598768f817413ab8a357afffa924dedae99eb91472d4ec30"
@@ -38,14 +39,6 @@ async def server():
     yield srv
     await srv.stopService()
     await redis.stop()
-
-
-def sha_chain(password: str, salt: str, iterations: int) -> str:
-    """The hash as the Go/Node/Ruby clients compute it, written out independently."""
-    h = hashlib.sha256((password + salt).encode()).digest()
-    for _ in range(iterations - 1):
-        h = hashlib.sha256(h).digest()
-    return h.hex()
 
 
 class Conn:
@@ -124,7 +117,7 @@ def bulk(data: bytes) -> bytes:
 
 def test_password_hash_test_vector():
     assert password_hash(*VECTOR) == VECTOR_HASH
-    assert sha_chain(*VECTOR) == VECTOR_HASH
+    assert pwdhash(*VECTOR) == VECTOR_HASH
     # One iteration is a single SHA-256 of password + salt.
     assert password_hash("foobar", "55104dc76695721d", 1) == (
         hashlib.sha256(b"foobar55104dc76695721d").hexdigest()
@@ -149,7 +142,7 @@ async def test_password_greeting_and_correct_hash(server, monkeypatch):
     assert m, greeting
     iterations, salt = int(m.group(1)), m.group(2).decode()
     assert 4000 <= iterations <= 8095
-    c.send("HELLO " + json.dumps({"v": 2, "pwdhash": sha_chain("s3cret", salt, iterations)}))
+    c.send("HELLO " + json.dumps({"v": 2, "pwdhash": pwdhash("s3cret", salt, iterations)}))
     assert await c.reply() == b"+OK\r\n"
     # Salts are random per connection.
     other = (await Conn(server).reply()).split(b'"s":"')[1]
@@ -172,12 +165,12 @@ async def test_protocol_v1_clients_hash_once(server, monkeypatch):
     monkeypatch.setattr(server, "password", "s3cret")
     old = Conn(server)
     salt = json.loads((await old.reply())[4:])["s"]
-    old.send("HELLO " + json.dumps({"pwdhash": sha_chain("s3cret", salt, 1)}))  # no "v"
+    old.send("HELLO " + json.dumps({"pwdhash": pwdhash("s3cret", salt, 1)}))  # no "v"
     assert await old.reply() == b"+OK\r\n"
     # A v2 client must use the advertised count: one round is wrong for it.
     new = Conn(server)
     salt = json.loads((await new.reply())[4:])["s"]
-    new.send("HELLO " + json.dumps({"v": 2, "pwdhash": sha_chain("s3cret", salt, 1)}))
+    new.send("HELLO " + json.dumps({"v": 2, "pwdhash": pwdhash("s3cret", salt, 1)}))
     assert await new.reply() == b"-ERR Invalid password\r\n"
     assert new.tr.disconnecting
 
