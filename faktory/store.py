@@ -44,7 +44,7 @@ import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from .errors import StorageUnavailable
+from .redisconn import RedisClient
 
 log = Logger()
 
@@ -831,46 +831,16 @@ class Store:
 
 
 REPLY_TIMEOUT = 10  # seconds; a dead Redis must not hang a client forever
-# One pipelined connection: Redis runs one command at a time anyway, and with
-# one connection the commands of a reactor turn share one write and one read.
-POOL_SIZE = 1
 RECONNECT_DELAY = (0.1, 1.0)  # first and longest wait between reconnection attempts
 
 
-def _unavailable(failure):
-    failure.trap(txredisapi.ConnectionError)
-    raise StorageUnavailable(str(failure.value) or "connection lost")
-
-
-class FailFast:
-    """The txredisapi pool, refusing commands at once while it has no live
-    connection.  txredisapi would queue them until Redis is back, leaving
-    clients hanging for the whole outage; an ``-ERR`` reply is better."""
-
-    def __init__(self, pool) -> None:
-        self._pool = pool
-        self._factory = pool._factory
-        self._factory.initialDelay, self._factory.maxDelay = RECONNECT_DELAY
-
-    @property
-    def connected(self) -> bool:
-        return bool(self._factory.size)
-
-    def execute_command(self, *args: Any, **kwargs: Any) -> defer.Deferred:
-        if not self._factory.size:
-            return defer.fail(StorageUnavailable("not connected"))
-        return self._pool.execute_command(*args, **kwargs).addErrback(_unavailable)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
-
-
 async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
-    """Open the command pool and the pub/sub connection for ``url``.
+    """Open the command connection and the pub/sub connection for ``url``.
 
-    ``url`` is ``unix:///path/redis.sock`` or ``redis://[:password@]host:port[/db]``.
-    Returns ``(pool, subscriber)``; ``on_notify(message)`` gets every
-    ``notify`` message.
+    ``url`` is ``unix:///path/redis.sock`` or ``redis[s]://[:password@]host:port[/db]``.
+    Returns ``(redis, subscriber)``: ``redis.execute_command`` fails fast with
+    StorageUnavailable while Redis is away (see ``redisconn``);
+    ``on_notify(message)`` gets every ``notify`` message.
     """
     from urllib.parse import unquote, urlparse
 
@@ -879,21 +849,15 @@ async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
     parsed = urlparse(url)
     password = unquote(parsed.password) if parsed.password else None
     db = int(parsed.path.strip("/") or 0) if parsed.scheme != "unix" else 0
-    opts = dict(charset=None, convertNumbers=False, password=password, replyTimeout=REPLY_TIMEOUT)
     if parsed.scheme == "unix":
-        pool = await txredisapi.UnixConnectionPool(parsed.path, dbid=db, poolsize=POOL_SIZE, **opts)
         endpoint = endpoints.UNIXClientEndpoint(reactor, parsed.path)
     elif parsed.scheme in ("redis", "tcp", "rediss"):
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
-        pool = await txredisapi.ConnectionPool(
-            host,
-            port,
-            dbid=db,
-            poolsize=POOL_SIZE,
-            ssl_context_factory=parsed.scheme == "rediss",
-            **opts,
-        )
         endpoint = endpoints.HostnameEndpoint(reactor, host, port)
+        if parsed.scheme == "rediss":
+            from twisted.internet.ssl import optionsForClientTLS
+
+            endpoint = endpoints.wrapClientTLS(optionsForClientTLS(host), endpoint)
     else:
         raise ValueError(f"unsupported Redis URL {url!r}: use unix:///path or redis://host:port/db")
 
@@ -919,4 +883,6 @@ async def connect(url: str, reactor, on_notify, prefix: str = "fk:"):
     )
     subscriber.startService()
     await subscriber.whenConnected()
-    return FailFast(pool), subscriber
+    redis = RedisClient(endpoint, reactor, password, db, REPLY_TIMEOUT, RECONNECT_DELAY)
+    await redis.start()
+    return redis, subscriber
