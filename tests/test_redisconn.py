@@ -1,0 +1,109 @@
+"""The lean Redis command connection against a real redis-server: replies,
+error replies, pipelining, fail-fast while Redis is away, reconnection,
+AUTH, and the reply timeout (with a socket that never answers)."""
+
+import os
+import socket
+
+import pytest
+import pytest_twisted
+import txredisapi
+from inproc import SpawnedRedis, until
+from twisted.internet import defer, endpoints, reactor, task
+
+from faktory.errors import StorageUnavailable
+from faktory.redisconn import RedisClient
+
+
+def client_for(path: str, **kw) -> RedisClient:
+    return RedisClient(endpoints.UNIXClientEndpoint(reactor, path), reactor, **kw)
+
+
+@pytest_twisted.async_yield_fixture(scope="module")
+async def redis():
+    r = await SpawnedRedis().start()
+    yield r
+    await r.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_replies_errors_and_pipelining(redis):
+    c = client_for(redis.process.socket)
+    await c.start()
+    assert c.connected
+    assert await c.execute_command("SET", "rc:k", "v") == b"OK"
+    assert await c.execute_command("GET", "rc:k") == b"v"
+    assert await c.execute_command("GET", "rc:missing") is None
+    assert await c.execute_command("INCRBY", "rc:n", 5) == 5
+    assert await c.execute_command("ZADD", "rc:z", 1.5, "m") == 1
+    assert await c.execute_command("ZSCORE", "rc:z", "m") == b"1.5"
+    with pytest.raises(txredisapi.ResponseError, match="NOSCRIPT"):
+        await c.execute_command("EVALSHA", "0" * 40, 0)
+    # Many commands in flight at once come back in order.
+    replies = await defer.gatherResults([c.execute_command("ECHO", str(i)) for i in range(500)])
+    assert replies == [str(i).encode() for i in range(500)]
+    await c.disconnect()
+    assert not c.connected
+    with pytest.raises(StorageUnavailable):
+        await c.execute_command("PING")
+
+
+@pytest_twisted.ensureDeferred
+async def test_fails_fast_while_redis_is_away_and_reconnects():
+    r = await SpawnedRedis().start()
+    c = client_for(r.process.socket, retry=(0.05, 0.2))
+    await c.start()
+    assert await c.execute_command("PING") == b"PONG"
+    await defer.maybeDeferred(r.process.stopService)
+    await until(lambda: not c.connected, what="the client to notice Redis left")
+    with pytest.raises(StorageUnavailable, match="not connected"):
+        await c.execute_command("PING")
+    r.process.startService()
+    await r.process.ready
+    await until(lambda: c.connected, timeout=10, what="reconnection")
+    assert await c.execute_command("PING") == b"PONG"
+    await c.disconnect()
+    await r.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_auth_is_sent_on_connect(redis):
+    admin = client_for(redis.process.socket)
+    await admin.start()
+    await admin.execute_command("CONFIG", "SET", "requirepass", "s3cret")
+    try:
+        c = client_for(redis.process.socket, password="s3cret")
+        await c.start()
+        assert await c.execute_command("PING") == b"PONG"
+        await c.disconnect()
+    finally:
+        await admin.execute_command("AUTH", "s3cret")
+        await admin.execute_command("CONFIG", "SET", "requirepass", "")
+        await admin.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unanswered_command_times_out_and_drops_the_connection(tmp_path):
+    # A listener that accepts and never answers: a hung Redis.
+    path = os.path.join("/tmp", f"fkrc-{os.getpid()}.sock")
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(path)
+    mute.listen(5)
+    try:
+        clock = task.Clock()
+        c = RedisClient(endpoints.UNIXClientEndpoint(reactor, path), reactor, timeout=2)
+        c.clock = clock  # the watchdog's notion of time only
+        c._watchdog.clock = clock
+        await c.start()
+        d = c.execute_command("PING")
+        clock.advance(1)
+        assert not d.called
+        clock.advance(2)
+        with pytest.raises(StorageUnavailable, match="no reply"):
+            await d
+        assert not c.connected
+        await until(lambda: c.connected, what="reconnection to the mute socket")
+        await c.disconnect()
+    finally:
+        mute.close()
+        os.unlink(path)
