@@ -104,6 +104,8 @@ def check_queue_name(name: str) -> None:
 def decode(raw: str | bytes) -> Any:
     """Parse client JSON; errors read like the real server's ``invalid JSON: ...``."""
     try:
+        if isinstance(raw, str) and not raw.startswith("\ufeff"):
+            return _decoder.decode(raw)  # one decoder for all: loads(**kw) builds one a call
         return json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise JobError(f"invalid JSON: {e}") from None
@@ -112,6 +114,9 @@ def decode(raw: str | bytes) -> Any:
 def _no_constant(name: str) -> Any:
     # NaN and Infinity are not JSON: no other client could read the job back.
     raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+_decoder = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def validate(obj: Any, now: float | None = None) -> dict:
