@@ -32,14 +32,16 @@
   });
 
   /* -- charts ---------------------------------------------------------------------- */
+  /* The axis top: four equal steps of 1, 2 or 5 times a power of ten. */
   function niceMax(value) {
     if (value <= 4) return 4;
-    var exp = Math.pow(10, Math.floor(Math.log10(value)));
-    var steps = [1, 2, 2.5, 5, 10];
+    var raw = value / 4;
+    var exp = Math.pow(10, Math.floor(Math.log10(raw)));
+    var steps = [1, 2, 5, 10];
     for (var i = 0; i < steps.length; i++) {
-      if (steps[i] * exp >= value) return steps[i] * exp;
+      if (steps[i] * exp >= raw) return 4 * steps[i] * exp;
     }
-    return 10 * exp;
+    return 40 * exp;
   }
 
   function compact(n) {
@@ -120,7 +122,7 @@
       el("path", { "class": "area " + key, d: area }, svg);
       el("path", { "class": "line " + key, d: line }, svg);
     });
-    this.cursor = el("line", { "class": "cursor", y1: g.top, y2: g.top + plotH, x1: -10, x2: -10 }, svg);
+    this.cursor = el("line", { "class": "cursor", y1: g.top, y2: g.top + plotH, x1: 0, x2: 0, visibility: "hidden" }, svg);
   };
 
   Chart.prototype.hover = function (event) {
@@ -136,6 +138,7 @@
     var p = pts[best], cx = this.x(best);
     this.cursor.setAttribute("x1", cx);
     this.cursor.setAttribute("x2", cx);
+    this.cursor.setAttribute("visibility", "visible");
     this.tip.textContent = "";
     var strong = document.createElement("strong");
     strong.textContent = p.title || p.label;
@@ -149,7 +152,7 @@
 
   Chart.prototype.unhover = function () {
     this.tip.classList.remove("show");
-    if (this.cursor) { this.cursor.setAttribute("x1", -10); this.cursor.setAttribute("x2", -10); }
+    if (this.cursor) this.cursor.setAttribute("visibility", "hidden");
   };
 
   /* -- history chart ----------------------------------------------------------- */
