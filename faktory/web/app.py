@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.web.template import Tag, flattenString
 
 from .. import FAKTORY_COMPAT_VERSION
+from ..errors import StorageUnavailable
 from ..job import QUEUE_NAME, format_time
 from . import display, layout, pages
 from .guard import Guard, script_prefix
@@ -140,6 +141,13 @@ class WebUI:
         request.setResponseCode(400)
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         return b"Invalid parameter"
+
+    @app.handle_errors(StorageUnavailable)
+    def storage_unavailable(self, request, failure):
+        request.setResponseCode(503)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Retry-After", b"5")
+        return str(failure.value).encode()
 
     # -- JSON -------------------------------------------------------------------
     @app.route("/stats")

@@ -279,7 +279,7 @@ async def render_page(
     marker = None
     if raw is not None:
         marker = "faktory-raw-" + uuid.uuid4().hex
-        body = Comment(marker)
+        body = tags.div(Comment(marker), class_="plugin")
     flash = tags.div(ctx.flash, class_="flash", role="status") if ctx.flash else ""
     doc = tags.html(lang="en")(
         tags.head(
