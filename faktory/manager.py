@@ -48,6 +48,18 @@ def _int(value: Any, default: int) -> int:
     return int(value)
 
 
+def _none(_: Any) -> None:
+    return None
+
+
+async def _finish_chain(first: Any, rest: list, args: tuple) -> None:
+    await first
+    for fn in rest:
+        result = fn(*args)
+        if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
+            await result
+
+
 def retry_delay(count: int, rng: random.Random | Any = random) -> int:
     """Faktory's backoff: count^4 + 15 + rand(0..29) * (count + 1) seconds."""
     return count**4 + 15 + rng.randint(0, 29) * (count + 1)
@@ -114,28 +126,57 @@ class Manager:
         self.middleware[chain].append(fn)
 
     async def _run(self, chain: str, *args: Any) -> None:
-        for fn in self.middleware[chain]:
+        pending = self._chain(chain, *args)
+        if pending is not None:
+            await pending
+
+    def _chain(self, chain: str, *args: Any) -> defer.Deferred | None:
+        """Run a middleware chain; None if every function finished at once
+        (the usual case: no coroutine or Deferred is made for it), else a
+        Deferred for the rest of the chain."""
+        fns = self.middleware[chain]
+        for i, fn in enumerate(fns):
             result = fn(*args)
             if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
-                await result
+                return defer.ensureDeferred(_finish_chain(result, fns[i + 1 :], args))
+        return None
 
     # -- PUSH ---------------------------------------------------------------------
-    async def push_raw(self, raw: bytes | str) -> None:
-        await self.push(jobs.validate(jobs.decode(raw), self.now()))
+    # PUSH and ACK are plain functions returning Deferreds (awaitable like the
+    # coroutines they were): they run for every job, and a coroutine plus its
+    # Deferred wrapper cost about as much as the rest of the Python work.
+    def push_raw(self, raw: bytes | str) -> defer.Deferred:
+        try:
+            job = jobs.validate(jobs.decode(raw), self.now())
+        except Exception:
+            return defer.fail()
+        return self.push(job)
 
-    async def push(self, job: dict, run_middleware: bool = True) -> None:
+    def push(self, job: dict, run_middleware: bool = True) -> defer.Deferred:
         """Store a validated job: scheduled if ``at`` is ahead, else enqueued."""
-        if run_middleware and self.middleware["push"]:
-            await self._run("push", job)
+        try:
+            if run_middleware and self.middleware["push"]:
+                pending = self._chain("push", job)
+                if pending is not None:
+                    return pending.addCallback(lambda _: self._store_job(job))
+            return self._store_job(job)
+        except Exception:
+            return defer.fail()
+
+    def _store_job(self, job: dict) -> defer.Deferred:
         now = self.now()
         at = jobs.scheduled_at(job, now)
         if at is not None:
             job.pop("enqueued_at", None)
-            await self.store.schedule("scheduled", at, jobs.serialize(job))
-            return
+            d = self.store.schedule("scheduled", at, jobs.serialize(job))
+            return d.addCallback(_none)
         job["enqueued_at"] = format_time(now)
-        await self.store.push(job["queue"], jobs.priority(job), jobs.serialize(job))
-        self.notify(job["queue"])
+        queue = job["queue"]
+        d = self.store.push(queue, jobs.priority(job), jobs.serialize(job))
+        return d.addCallback(self._pushed, queue)
+
+    def _pushed(self, _: Any, queue: str) -> None:
+        self.notify(queue)
 
     async def push_batch(self, raw: bytes | str) -> dict[str, str]:
         """PUSHB: each job on its own; returns {jid: error} for the ones refused."""
@@ -250,16 +291,23 @@ class Manager:
         )
 
     # -- ACK / FAIL -----------------------------------------------------------
-    async def ack(self, jid: str) -> None:
-        raw = await self.store.ack(jid, local_day(self.now()))
+    def ack(self, jid: str) -> defer.Deferred:
+        return self.store.ack(jid, local_day(self.now())).addCallback(self._acked, jid)
+
+    def _acked(self, raw: bytes | None, jid: str) -> defer.Deferred | None:
         if raw is None:
             log.debug("ACK for unknown job {jid}", jid=jid)
-            return
+            return None
         if self.middleware["ack"] or self.middleware["settled"]:
             reservation = json.loads(raw)
             job = reservation.pop("job")
-            await self._run("ack", job)
-            await self._run("settled", job, "ack", reservation)
+            pending = self._chain("ack", job)
+            if pending is not None:
+                return pending.addCallback(
+                    lambda _: self._chain("settled", job, "ack", reservation)
+                )
+            return self._chain("settled", job, "ack", reservation)
+        return None
 
     async def fail(
         self, jid: str, errtype: Any = "", message: Any = "", backtrace: Any = None

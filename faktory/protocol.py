@@ -333,8 +333,15 @@ class FaktoryProtocol(LineReceiver):
 _NO_REPLY = object()
 
 
-def _as_ok(coro) -> defer.Deferred:
-    return defer.Deferred.fromCoroutine(coro).addCallback(lambda _: OK)
+def _as_ok(result) -> defer.Deferred:
+    """``+OK`` once a manager call (a Deferred, or a coroutine) has finished."""
+    if not isinstance(result, defer.Deferred):
+        result = defer.Deferred.fromCoroutine(result)
+    return result.addCallback(_ok)
+
+
+def _ok(_: Any) -> _OK:
+    return OK
 
 
 Command = Callable[[FaktoryProtocol, str], Any]
