@@ -196,8 +196,12 @@ def test_retry_kill_delete_from_retries(ui, client, server):
     assert ui.flash() == "Queued for retry: 1 job(s)."
     assert client.fetch("work")["jid"] == a["jid"]
 
-    check_box(ui, b["jid"])
-    ui.click(ui.one('.toolbar button[value="kill"]'), confirm=True)
+    # A row's own button acts on that row only.
+    ui.click(
+        ui.row("data-jid", b["jid"]).find_element(By.CSS_SELECTOR, 'button[value="kill"]'),
+        confirm=True,
+    )
+    assert ui.flash() == "Killed: 1 job(s)."
     info = client.info()["faktory"]["sets"]
     assert (info["retries"], info["dead"]) == (1, 1)
 

@@ -132,8 +132,8 @@ def rows(html: str) -> list[str]:
 
 
 def keys_in(html: str) -> list[str]:
-    keys = [unescape(k) for k in re.findall(r'name="key" value="([^"]+)"', html)]
-    return [k for k in keys if k != "all"]
+    """The entries listed: the values of their checkboxes."""
+    return [unescape(k) for k in re.findall(r'type="checkbox" name="key" value="([^"]+)"', html)]
 
 
 # -- pages ------------------------------------------------------------------------

@@ -102,8 +102,10 @@ def when(ts: float | None, now: float) -> Tag | str:
     )
 
 
-def button(label: str, value: str, name: str = "action", kind: str = "", confirm: str = "") -> Tag:
-    attrs: dict[str, str] = {"type": "submit", "name": name, "value": value}
+def button(
+    label: str, value: str, name: str = "action", kind: str = "", confirm: str = "", **extra: str
+) -> Tag:
+    attrs: dict[str, str] = {"type": "submit", "name": name, "value": value, **extra}
     attrs["class"] = f"btn {kind}".strip()
     if confirm:
         attrs["data-confirm"] = confirm

@@ -455,7 +455,9 @@ def set_list(
             tags.div(tags.p(summary, class_="muted"), filters, class_="list-head"),
             empty("No jobs match this filter." if filtered else kind.empty_text),
         )
-    rows = []
+    rows: list[Tag] = []
+    row_forms: list[Tag] = []
+    back = ctx.url(kind.path, **params, page=q.page)
     for key, _raw, job in entries:
         score = float(key.partition("|")[0])
         href = ctx.url(f"{kind.path}/{quote_key(key)}")
@@ -481,6 +483,25 @@ def set_list(
         ]
         if kind.name != "scheduled":
             cells.append(tags.td(_error_text(job), class_="error"))
+        # Row buttons submit their own small form (HTML forms cannot nest).
+        form_id = f"row-{len(rows)}"
+        row_forms.append(post_form(ctx, kind.path, hidden={"key": key, "return": back}, id=form_id))
+        cells.append(
+            tags.td(
+                *[
+                    button(
+                        label.split()[0] if action != "add_to_queue" else "Enqueue",
+                        action,
+                        kind=f"sm {k}",
+                        confirm=_confirm(action, "this job"),
+                        form=form_id,
+                        title=f"{label}: this job",
+                    )
+                    for label, action, k in kind.bulk
+                ],
+                class_="actions row-actions",
+            )
+        )
         rows.append(tags.tr(*cells, **{"data-jid": str(job.get("jid", ""))}))
     headers: list[Any] = [check_all(), sort_link]
     if kind.name == "retries":
@@ -488,6 +509,7 @@ def set_list(
     headers += ["Queue", "Job", "Arguments"]
     if kind.name != "scheduled":
         headers.append("Error")
+    headers.append("")
     bulk = [
         button(label, action, kind=k, confirm=_confirm(action, "the selected jobs"))
         for label, action, k in kind.bulk
@@ -497,7 +519,7 @@ def set_list(
         kind.path,
         tags.div(tags.span("Selected:", class_="muted"), *bulk, class_="toolbar"),
         table(headers, rows),
-        hidden={"return": ctx.url(kind.path, **params, page=q.page)},
+        hidden={"return": back},
     )
     all_form = ""
     if not filtered:
@@ -519,6 +541,7 @@ def set_list(
     return tags.div(
         tags.div(tags.p(summary, class_="muted"), filters, all_form, class_="list-head"),
         form,
+        tags.div(*row_forms, hidden="hidden"),
         pager(ctx, kind.path, q.page, last, more, params),
     )
 
