@@ -13,7 +13,7 @@ setup(
     install_requires=[
         "twisted[tls]>=23.10",
         "txredisapi>=1.4.10",
-        "hiredis",
+        "hiredis>=2.2.3",  # pack_command (faktory/redisconn.py)
         "klein>=23.5",
         "service-identity",
         "pyopenssl",
@@ -31,6 +31,7 @@ setup(
             "hypothesis",
             "ruff",
             "mkdocs>=1.6",
+            "redis",  # bench/load.py reads Redis INFO memory
         ],
     },
     entry_points={"console_scripts": ["faktory-cli=faktory.cli:main"]},
