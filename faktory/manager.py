@@ -256,7 +256,9 @@ class Manager:
                     return raw
                 job = json.loads(raw)
                 try:
-                    await self._run("fetch", job)
+                    pending = self._chain("fetch", job)  # no coroutine when all answer at once
+                    if pending is not None:
+                        await pending
                 except Discard as e:
                     log.info("JID {jid}: Halt: {why}", jid=job.get("jid"), why=e)
                     reservation = await self.store.reservation(job["jid"])
