@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Any
 
 from twisted.internet import defer
@@ -52,12 +53,8 @@ def _none(_: Any) -> None:
     return None
 
 
-async def _finish_chain(first: Any, rest: list, args: tuple) -> None:
-    await first
-    for fn in rest:
-        result = fn(*args)
-        if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
-            await result
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def retry_delay(count: int, rng: random.Random | Any = random) -> int:
@@ -130,15 +127,30 @@ class Manager:
         if pending is not None:
             await pending
 
-    def _chain(self, chain: str, *args: Any) -> defer.Deferred | None:
-        """Run a middleware chain; None if every function finished at once
-        (the usual case: no coroutine or Deferred is made for it), else a
-        Deferred for the rest of the chain."""
+    def _chain(self, chain: str, *args: Any, start: int = 0) -> defer.Deferred | None:
+        """Run a middleware chain; None if every function finished at once,
+        else a Deferred for the rest of the chain.
+
+        Most middleware are ``async def`` functions that return at once for a
+        job that is not theirs.  Their coroutine is stepped here: if it ends
+        on the first step no Deferred is made; if it waits, Twisted resumes it
+        from there (awaiting a Deferred re-yields it until it has fired)."""
         fns = self.middleware[chain]
-        for i, fn in enumerate(fns):
-            result = fn(*args)
-            if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
-                return defer.ensureDeferred(_finish_chain(result, fns[i + 1 :], args))
+        for i in range(start, len(fns)):
+            result = fns[i](*args)
+            if isinstance(result, CoroutineType):
+                try:
+                    result.send(None)
+                except StopIteration:
+                    continue
+                d = defer.ensureDeferred(result)
+            elif isinstance(result, defer.Deferred):
+                d = result
+            elif hasattr(result, "__await__"):
+                d = defer.ensureDeferred(_await(result))
+            else:
+                continue
+            return d.addCallback(lambda _, i=i: self._chain(chain, *args, start=i + 1))
         return None
 
     # -- PUSH ---------------------------------------------------------------------
