@@ -1,13 +1,13 @@
-"""The command connection to Redis: one pipelined connection, hiredis parsing.
+"""The command connection to Redis: one pipelined txredisapi connection.
 
 Every PUSH, FETCH and ACK costs at least one Redis command, so the per-command
-cost of the client library is paid several times per job.  txredisapi spends
-about five Deferreds, a generator-based pool lookup and a timeout timer on
-each command; here a command is one ``pack_command`` call, one write and one
-Deferred fired straight from the parser.
+cost of the client is paid several times per job.  We use txredisapi's
+protocol (hiredis parsing, AUTH/SELECT on connect) on ONE connection and
+call it directly: its pool wrapper adds a Deferred chain and a lookup per
+command, and its per-command reply timer adds a ``callLater`` each, so this
+module keeps one watchdog instead and packs commands with hiredis.
 
-Semantics the rest of the server relies on (the same as the txredisapi pool
-wrapped by ``store.FailFast`` had):
+Semantics the rest of the server relies on:
 
 * while not connected a command fails at once with ``StorageUnavailable``
   instead of queueing for the whole outage;
@@ -29,6 +29,7 @@ import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .errors import StorageUnavailable
 
@@ -36,7 +37,7 @@ log = Logger()
 
 
 def _arg(value: Any) -> Any:
-    """An argument as txredisapi wrote it (floats fixed-point, others str())."""
+    """An argument as txredisapi writes it (floats fixed-point, others str())."""
     if isinstance(value, (bytes, str, int)) and not isinstance(value, bool):
         return value
     if isinstance(value, float):
@@ -44,57 +45,65 @@ def _arg(value: Any) -> Any:
     return str(value)
 
 
-class RedisProtocol(protocol.Protocol):
-    def __init__(self, client: RedisClient) -> None:
-        self.client = client
-        self.reader = hiredis.Reader(replyError=txredisapi.ResponseError)
-        self.pending: deque = deque()  # (Deferred, sent at)
+class RedisProtocol(txredisapi.RedisProtocol):
+    """txredisapi's protocol, packing commands with hiredis and remembering
+    when each in-flight command was sent (for the watchdog)."""
 
-    def connectionMade(self) -> None:
-        self.client._handshake(self)
+    def __init__(self, client: RedisClient) -> None:
+        super().__init__(
+            charset=None, password=client.password, dbid=client.db or None, convertNumbers=False
+        )
+        self.client = client
+        self.sent: deque[float] = deque()
+        self.lost_reason = ""
+
+    def _build_command(self, *args, **kwargs):
+        try:
+            return hiredis.pack_command(args)
+        except TypeError:
+            return hiredis.pack_command(tuple(_arg(a) for a in args))
 
     def send(self, args: tuple) -> defer.Deferred:
-        if float in map(type, args) or bool in map(type, args):
-            args = tuple(_arg(a) for a in args)
-        try:
-            packed = hiredis.pack_command(args)
-        except TypeError:
-            packed = hiredis.pack_command(tuple(_arg(a) for a in args))
-        d = defer.Deferred()
-        self.pending.append((d, self.client.clock.seconds()))
-        self.transport.write(packed)
+        sent = self.sent
+        sent.append(self.client.clock.seconds())
+        d = self.execute_command(*args, apply_timeout=False)
+
+        def done(result):
+            sent.popleft()
+            if isinstance(result, Failure) and result.check(txredisapi.ConnectionError):
+                raise StorageUnavailable(self.lost_reason or str(result.value) or "connection lost")
+            return result
+
+        return d.addBoth(done)
+
+    def connectionMade(self):
+        d = super().connectionMade()
+        self.whenConnected().addCallback(self.client._ready)
         return d
 
-    def dataReceived(self, data: bytes) -> None:
-        reader = self.reader
-        try:
-            reader.feed(data)
-            reply = reader.gets()
-        except hiredis.ProtocolError as e:
-            log.error("Redis protocol error: {e}", e=e)
-            self.transport.abortConnection()
-            return
-        pending = self.pending
-        while reply is not False:
-            if not pending:
-                log.error("Redis sent a reply nobody asked for: {r!r}", r=reply)
-                self.transport.abortConnection()
-                return
-            d = pending.popleft()[0]
-            if isinstance(reply, txredisapi.ResponseError):
-                d.errback(reply)
-            else:
-                d.callback(reply)
-            reply = reader.gets()
-
-    def fail_all(self, reason: str) -> None:
-        pending, self.pending = self.pending, deque()
-        for d, _ in pending:
-            d.errback(StorageUnavailable(reason))
-
-    def connectionLost(self, reason=protocol.connectionDone) -> None:
+    def connectionLost(self, why) -> None:
         self.client._lost(self)
-        self.fail_all("connection lost")
+        super().connectionLost(why)
+
+
+class _Factory(protocol.Factory):
+    """What txredisapi's protocol expects of its factory when AUTH/SELECT fail."""
+
+    isLazy = False
+
+    def __init__(self, client: RedisClient) -> None:
+        self.client = client
+
+    def buildProtocol(self, addr):
+        p = RedisProtocol(self.client)
+        p.factory = self
+        return p
+
+    def stopTrying(self) -> None:
+        pass
+
+    def connectionError(self, msg: str) -> None:
+        log.error("{msg}", msg=msg)
 
 
 class RedisClient:
@@ -115,9 +124,8 @@ class RedisClient:
         self.timeout = timeout
         self._proto: RedisProtocol | None = None  # set once AUTH/SELECT passed
         self._ready_waiters: list[defer.Deferred] = []
-        factory = protocol.Factory.forProtocol(lambda: RedisProtocol(self))
         self._service = ClientService(
-            endpoint, factory, retryPolicy=backoffPolicy(*retry), clock=reactor
+            endpoint, _Factory(self), retryPolicy=backoffPolicy(*retry), clock=reactor
         )
         self._watchdog = task.LoopingCall(self._check_timeouts)
         self._watchdog.clock = reactor
@@ -144,26 +152,14 @@ class RedisClient:
     def connected(self) -> bool:
         return self._proto is not None
 
-    def _handshake(self, proto: RedisProtocol) -> None:
-        steps = []
-        if self.password:
-            steps.append(proto.send(("AUTH", self.password)))
-        if self.db:
-            steps.append(proto.send(("SELECT", self.db)))
-
-        def ready(_):
-            if proto.transport is None or proto.transport.disconnecting:
-                return
-            self._proto = proto
-            waiters, self._ready_waiters = self._ready_waiters, []
-            for d in waiters:
-                d.callback(self)
-
-        def refused(failure):
-            log.error("Redis refused the connection setup: {e}", e=failure.value)
-            proto.transport.abortConnection()
-
-        defer.gatherResults(steps, consumeErrors=True).addCallbacks(ready, refused)
+    def _ready(self, proto: RedisProtocol) -> None:
+        """AUTH/SELECT passed (txredisapi's connectionMade): take commands."""
+        if proto.transport is None or proto.transport.disconnecting:
+            return
+        self._proto = proto
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.callback(self)
 
     def _lost(self, proto: RedisProtocol) -> None:
         if self._proto is proto:
@@ -171,12 +167,12 @@ class RedisClient:
 
     def _check_timeouts(self) -> None:
         proto = self._proto
-        if proto is not None and proto.pending:
-            sent = proto.pending[0][1]
-            if self.clock.seconds() - sent > self.timeout:
+        if proto is not None and proto.sent:
+            if self.clock.seconds() - proto.sent[0] > self.timeout:
                 log.error("Redis did not answer within {t} s; reconnecting", t=self.timeout)
-                proto.fail_all(f"no reply within {self.timeout:g} s")
                 self._proto = None
+                proto.lost_reason = f"no reply within {self.timeout:g} s"
+                # txredisapi fails every command in flight on connectionLost.
                 proto.transport.abortConnection()
 
     # -- commands ---------------------------------------------------------------
