@@ -12,10 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from . import FAKTORY_COMPAT_VERSION
 from .job import DEAD_TTL, format_time, parse_time
 from .manager import local_day
+
+log = Logger()
 
 
 class Admin:
@@ -213,6 +216,78 @@ class Admin:
         for i in range(0, len(pairs), self.ACT_BATCH):
             chunk = pairs[i : i + self.ACT_BATCH]
             done += await self.store.set_act(name, op, chunk, now_str, dead_score)
+        return done
+
+    # -- QUEUE and MUTATE (work protocol, CLI) --------------------------------------
+    MUTATE_OPS = ("clear", "discard", "kill", "requeue")
+    MUTATE_TARGETS = ("retries", "scheduled", "dead")
+
+    async def queue_command(self, sub: str, names: list[str]) -> Any:
+        """``QUEUE PAUSE|RESUME|REMOVE|LATENCY``; ``*`` means every known queue
+        (not for LATENCY).  Names of queues that do not exist are ignored."""
+        sub = sub.upper()
+        if sub == "LATENCY":
+            if "*" in names:
+                raise ValueError("QUEUE LATENCY does not support wildcards")
+            return await self.queue_latency(names)
+        ops = {"PAUSE": "pause", "RESUME": "resume", "REMOVE": "remove"}
+        if sub not in ops:
+            raise ValueError(f"no such QUEUE subcommand: {sub}")
+        if "*" in names:
+            names = await self.store.queue_names()
+        if names:
+            await self.store.queue_control(ops[sub], names)
+        return None
+
+    async def mutate(self, cmd: str, target: str, filt: dict | None) -> int:
+        """MUTATE as the real server does it: ``clear`` the set, or
+        ``discard``/``kill``/``requeue`` the entries matching ``filt`` (jids,
+        else a Redis glob ``regexp`` plus optional ``jobtype``, else
+        ``jobtype``).  No ``filter`` at all on discard clears the set.  Works
+        in bounded ZSCAN steps, each one atomic, so a set of any size never
+        blocks Redis or the reactor for long; returns entries acted on."""
+        if target not in self.MUTATE_TARGETS:
+            raise ValueError("invalid target for mutation command")
+        if cmd not in self.MUTATE_OPS:
+            raise ValueError("unknown mutate operation")
+        if cmd == "clear" or (cmd == "discard" and filt is None):
+            total = (await self.store.set_sizes())[target]
+            await self.store.set_clear(target)
+            return total
+        filt = filt or {}
+        jids = [j for j in (filt.get("jids") or []) if isinstance(j, str) and j]
+        jobtype = filt.get("jobtype") or ""
+        match = "*"
+        needle = ""
+        if jids:
+            jids = [json.dumps(j, ensure_ascii=False) for j in jids]
+        else:
+            if filt.get("regexp"):
+                match = str(filt["regexp"])
+            if jobtype:
+                needle = '"jobtype":' + json.dumps(str(jobtype), ensure_ascii=False)
+        now = self.server.clock.seconds()
+        now_str, dead_score = format_time(now), now + DEAD_TTL
+        cursor, done, steps = "0", 0, 0
+        while True:
+            cursor, n = await self.store.mutate_step(
+                target, cursor, match, cmd, now_str, dead_score, needle, jids
+            )
+            done += n
+            steps += 1
+            if steps % 100 == 0:
+                log.info(
+                    "MUTATE {cmd} {target}: {done} entries so far",
+                    cmd=cmd,
+                    target=target,
+                    done=done,
+                )
+            if cursor in (b"0", "0", 0):
+                break
+        if steps >= 100:
+            log.info(
+                "MUTATE {cmd} {target}: done, {done} entries", cmd=cmd, target=target, done=done
+            )
         return done
 
     def _check_set(self, name: str) -> None:

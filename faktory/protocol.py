@@ -323,6 +323,33 @@ class FaktoryProtocol(LineReceiver):
     def cmd_flush(self, arg: str):
         return self.factory.server.admin.flush().addCallback(lambda _: OK)
 
+    def cmd_queue(self, arg: str):
+        sub, _, rest = arg.partition(" ")
+        if not sub:
+            raise CommandError("QUEUE needs a subcommand: PAUSE, RESUME, REMOVE or LATENCY")
+        names = rest.split()
+        if sub.upper() in ("PAUSE", "RESUME", "REMOVE") and not names:
+            raise CommandError(f"QUEUE {sub.upper()} needs queue names or *")
+        d = defer.Deferred.fromCoroutine(self.factory.server.admin.queue_command(sub, names))
+        return d.addCallback(lambda r: OK if r is None else dumps(r))
+
+    def cmd_mutate(self, arg: str):
+        if not arg or " " in arg:
+            raise CommandError("invalid format")
+        try:
+            op = json.loads(arg)
+        except ValueError as e:
+            raise CommandError(str(e)) from None
+        if not isinstance(op, dict):
+            raise CommandError("invalid format")
+        filt = op.get("filter")
+        if filt is not None and not isinstance(filt, dict):
+            raise CommandError("invalid format")
+        d = defer.Deferred.fromCoroutine(
+            self.factory.server.admin.mutate(op.get("cmd"), op.get("target"), filt)
+        )
+        return d.addCallback(lambda _: OK)
+
     def cmd_batch(self, arg: str):
         raise CommandError("batch subsystem is only available in Faktory Enterprise")
 
@@ -355,6 +382,8 @@ class FaktoryFactory(protocol.Factory):
 
     BUILTIN = {
         "END": FaktoryProtocol.cmd_end,
+        "QUEUE": FaktoryProtocol.cmd_queue,
+        "MUTATE": FaktoryProtocol.cmd_mutate,
         "PUSH": FaktoryProtocol.cmd_push,
         "PUSHB": FaktoryProtocol.cmd_pushb,
         "FETCH": FaktoryProtocol.cmd_fetch,

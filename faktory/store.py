@@ -473,6 +473,44 @@ return out
 
 # ARGV: prefix, op (pause | resume | remove), queue...  Only known queues
 # are touched.  remove deletes every job of the queue.  Returns how many.
+# One bounded MUTATE step over a sorted set (see admin.Admin.mutate).
+# ARGV: prefix, origin, set name, cursor, MATCH glob, op (discard|kill|requeue),
+# now_str, dead score, jobtype needle ('' = any), jid...
+# Returns {next cursor, entries acted on}.
+MUTATE_STEP = (
+    _REQUEUE_LUA
+    + """
+local p, origin, key, op = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[6]
+local res = redis.call('ZSCAN', key, ARGV[4], 'MATCH', ARGV[5], 'COUNT', 100)
+local items, n = res[2], 0
+for i = 1, #items, 2 do
+  local job = items[i]
+  local hit
+  if #ARGV > 9 then
+    hit = false
+    for k = 10, #ARGV do
+      if string.find(job, '"jid":' .. ARGV[k], 2, true) then hit = true break end
+    end
+  else
+    hit = ARGV[9] == '' or string.find(job, ARGV[9], 1, true) ~= nil
+  end
+  if hit then
+    if op == 'kill' then
+      redis.call('ZADD', p .. 'dead', ARGV[8], job)
+      if ARGV[3] ~= 'dead' then redis.call('ZREM', key, job) end
+    else
+      redis.call('ZREM', key, job)
+      if op == 'requeue' and not requeue(p, origin, job, ARGV[7]) then
+        redis.call('ZADD', p .. 'dead', ARGV[8], job)
+      end
+    end
+    n = n + 1
+  end
+end
+return {res[1], n}
+"""
+)
+
 QUEUE_CONTROL = """
 local p, op, n = ARGV[1], ARGV[2], 0
 for i = 3, #ARGV do
@@ -801,6 +839,33 @@ class Store:
 
     _queue_oldest = Script(QUEUE_OLDEST)
     _queue_control = Script(QUEUE_CONTROL)
+    _mutate_step = Script(MUTATE_STEP)
+
+    def mutate_step(
+        self,
+        name: str,
+        cursor: bytes | str,
+        match: str,
+        op: str,
+        now_str: str,
+        dead_score: float,
+        needle: str,
+        jids: list[str],
+    ) -> defer.Deferred:
+        """One ZSCAN step of a MUTATE, acted on atomically: (next cursor, count)."""
+        args = (
+            self.prefix,
+            self.origin,
+            name,
+            cursor,
+            match,
+            op,
+            now_str,
+            repr(dead_score),
+            needle,
+        )
+        d = self._mutate_step(self.redis, args + tuple(jids))
+        return d.addCallback(lambda r: (r[0], int(r[1])))
 
     @defer.inlineCallbacks
     def queue_oldest(self, names: list[str]):

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from helpers import ReplyError, ServerProcess, redis_socket
+from helpers import ServerProcess, redis_socket
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
 import procstat  # noqa: E402
@@ -193,9 +193,9 @@ def test_mutate_on_one_server_is_seen_by_the_other(pair):
     after = cb.info()["faktory"]["sets"]
     assert after["scheduled"] == before["scheduled"] - 1
     assert after["dead"] == before["dead"] + 1
-    reply = cb.call("MUTATE " + json.dumps({"cmd": "discard", "target": "dead"}))
-    if isinstance(reply, ReplyError) and "unknown command" in reply:
-        return  # MUTATE is not implemented in this tree: the web UI path is checked
+    reply = cb.call(
+        "MUTATE " + json.dumps({"cmd": "discard", "target": "dead"}, separators=(",", ":"))
+    )
     assert reply == "OK"
     assert a.client().info()["faktory"]["sets"]["dead"] == 0
 
