@@ -30,3 +30,154 @@ def load(config_dir: str) -> dict[str, Any]:
         return tomllib.loads("\n".join(chunks))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"invalid TOML in {config_dir}/conf.d: {e}") from None
+
+
+# The [faktory] and [web] keys: (table, key, type, default, description).  The
+# configuration reference is generated from these tables (docs/gen_config.py).
+CONFIG_KEYS = [
+    (
+        "faktory",
+        "binding",
+        "string",
+        '"localhost:7419"',
+        "Work protocol endpoint (`host:port` like the real server, or a Twisted endpoint "
+        "string such as `ssl:7419:privateKey=...`); used when the -b flag is left at its default.",
+    ),
+    (
+        "faktory",
+        "password",
+        "string",
+        '""',
+        "Server password, or `/path` of a file holding it. `FAKTORY_PASSWORD` wins over it.",
+    ),
+    (
+        "faktory",
+        "data_dir",
+        "string",
+        "~/.faktory/db",
+        "Storage directory; used when the -d flag is not given.",
+    ),
+    ("faktory", "namespace", "string", '"fk:"', "Prefix of every Redis key the server owns."),
+    ("faktory", "max_connections", "integer", "2000", "Identified connections allowed at once."),
+    (
+        "faktory",
+        "max_line_length",
+        "integer",
+        "16777216",
+        "Longest command line accepted, in bytes.",
+    ),
+    ("faktory", "fsync", "string", '"everysec"', "Redis AOF fsync policy: always, everysec or no."),
+    ("faktory", "redis_url", "string", '""', "Use this Redis instead of spawning one."),
+    (
+        "web",
+        "binding",
+        "string",
+        '"localhost:7420"',
+        "Web UI endpoint; used when the -w flag is left at its default; `none` disables the UI.",
+    ),
+    (
+        "web",
+        "password",
+        "string",
+        '""',
+        "A separate web UI password (default: the server password).",
+    ),
+]
+
+# Sections whose keys other modules own (they validate their own contents).
+OTHER_SECTIONS = {"cron", "throttles", "statsd", "redis", "plugins"}
+_TYPES = {"string": str, "integer": int}
+_OPTION = {  # TOML key -> tap option it feeds when the flag is left at its default
+    "binding": "bind",
+    "data_dir": "data-dir",
+    "namespace": "namespace",
+    "max_connections": "max-connections",
+    "max_line_length": "max-line-length",
+    "fsync": "fsync",
+    "redis_url": "redis-url",
+}
+PASSWORD_REQUIRED = (
+    "faktory requires a password to be set in staging or production, see the Security wiki page"
+)
+TLS_KEY, TLS_CERT = "private.key.pem", "public.cert.pem"
+
+
+def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the [faktory]/[web] tables and unknown sections."""
+    errors, warnings = [], []
+    known = {(t, k): kind for t, k, kind, _, _ in CONFIG_KEYS}
+    for section, value in doc.items():
+        if section in ("faktory", "web"):
+            if not isinstance(value, dict):
+                errors.append(f"[{section}] must be a table")
+                continue
+            for key, item in value.items():
+                kind = known.get((section, key))
+                if kind is None:
+                    warnings.append(f"unknown config key [{section}] {key}")
+                elif not isinstance(item, _TYPES[kind]) or isinstance(item, bool):
+                    errors.append(f"[{section}] {key} must be a {kind}, not {item!r}")
+        elif section not in OTHER_SECTIONS:
+            warnings.append(f"unknown config section [{section}]")
+    return errors, warnings
+
+
+def apply(options, defaults: dict[str, Any]) -> list[str]:
+    """Feed TOML values into ``options`` (a ``tap.Options``) where the command
+    line left the default; returns warnings to log.  ValueError for bad values."""
+    doc = options["config"]
+    errors, warnings = problems(doc)
+    if errors:
+        raise ConfigError("; ".join(errors))
+    fk, web = doc.get("faktory", {}), doc.get("web", {})
+    for key, opt in _OPTION.items():
+        if key in fk and options[opt] == defaults.get(opt):
+            options[opt] = fk[key]
+    if "binding" in web and options["web"] == defaults.get("web"):
+        options["web"] = web["binding"]
+    return warnings
+
+
+def resolve_password(env: str, cli_password: str, doc: dict[str, Any]) -> str:
+    """The server password by precedence: FAKTORY_PASSWORD / --password-file,
+    then [faktory] password, then /etc/faktory/password outside development.
+    Refuses to go on without one in staging/production unless
+    FAKTORY_SKIP_PASSWORD is set."""
+    password = cli_password or read_secret(doc.get("faktory", {}).get("password", ""))
+    if not password and env != "development" and os.path.exists("/etc/faktory/password"):
+        password = read_secret("/etc/faktory/password")
+    skip = os.environ.get("FAKTORY_SKIP_PASSWORD", "").lower() in ("1", "true", "yes")
+    if not password and env != "development" and not skip:
+        raise ConfigError(PASSWORD_REQUIRED)
+    return password
+
+
+def read_secret(value: str) -> str:
+    """A value starting with ``/`` names a file holding it (Docker secrets)."""
+    if value.startswith("/"):
+        try:
+            with open(value) as f:
+                return f.read().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read password file {value}: {e.strerror}") from None
+    return value
+
+
+def tls_files(config_dir: str) -> tuple[str, str] | None:
+    """(key, cert) when both TLS files are in the config directory: like the
+    real server, their presence alone turns TLS on for both ports."""
+    key, cert = os.path.join(config_dir, TLS_KEY), os.path.join(config_dir, TLS_CERT)
+    if os.path.exists(key) and os.path.exists(cert):
+        return os.path.abspath(key), os.path.abspath(cert)
+    return None
+
+
+def with_tls(endpoint: str, key: str, cert: str) -> str:
+    """Turn a plain ``tcp:`` endpoint string into ``ssl:`` with these files."""
+    if not endpoint.startswith("tcp:"):
+        return endpoint
+
+    def esc(path: str) -> str:
+        return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+    return f"ssl:{endpoint[4:]}:privateKey={esc(key)}:certKey={esc(cert)}"

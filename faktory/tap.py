@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import re
 
+from twisted.logger import Logger
 from twisted.python import usage
 
 from . import config, multiproc, plugins
 from .server import FaktoryServer, Settings
+
+log = Logger()
 
 ENVIRONMENTS = ("development", "staging", "production")
 
@@ -107,6 +110,15 @@ class Options(usage.Options):
                 f'Invalid environment "{env}": legal values are development, staging or production'
             )
         self["environment"] = env
+        if not self["config-dir"]:
+            self["config-dir"] = config.default_config_dir(env)
+        try:
+            self["config"] = config.load(self["config-dir"])
+            defaults = {p[0]: p[2] for p in self.optParameters}
+            for warning in config.apply(self, defaults):
+                log.warn("{warning} in {dir}/conf.d", warning=warning, dir=self["config-dir"])
+        except (config.ConfigError, OSError) as e:
+            raise usage.UsageError(str(e)) from None
         for key in ("max-connections", "max-line-length", "workers"):
             try:
                 self[key] = int(self[key])
@@ -130,13 +142,21 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--workers/--reuse-port: {e}") from None
         web = self["web"]
         self["web"] = None if web in ("none", "", ":0", "0") else endpoint_string(web, 7420)
-        self["password"] = read_password(self["password-file"])
-        if not self["config-dir"]:
-            self["config-dir"] = config.default_config_dir(env)
         try:
-            self["config"] = config.load(self["config-dir"])
-        except (config.ConfigError, OSError) as e:
+            self["password"] = config.resolve_password(
+                env, read_password(self["password-file"]), self["config"]
+            )
+            web_password = self["config"].get("web", {}).get("password", "")
+            self["web-password"] = config.read_secret(web_password) if web_password else ""
+        except config.ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        tls = config.tls_files(self["config-dir"])
+        if tls:
+            if self["workers"] > 1 or self["reuse-port"]:
+                raise usage.UsageError("automatic TLS does not combine with --workers/--reuse-port")
+            self["bind"] = config.with_tls(self["bind"], *tls)
+            if self["web"]:
+                self["web"] = config.with_tls(self["web"], *tls)
         if self["redis-gateway"]:
             section = self["config"].setdefault("redis", {})
             if not isinstance(section, dict):
@@ -160,6 +180,7 @@ class Options(usage.Options):
             data_dir=self["data-dir"],
             environment=self["environment"],
             password=self["password"],
+            web_password=self["web-password"],
             redis_url=self["redis-url"] or "",
             prefix=self["namespace"],
             max_connections=self["max-connections"],

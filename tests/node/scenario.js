@@ -54,7 +54,18 @@ async function controlled() {
   // Runs until the server tells it to terminate, which ends the process.
 }
 
-(mode === "basic" ? basic() : controlled()).catch((e) => {
+async function tlsCheck() {
+  const ca = require("fs").readFileSync(wid);  // third argument: the CA file
+  const client = new faktory.Client({ url, tlsOptions: { ca } });
+  await client.push({ jobtype: "TlsJob", args: [], queue: "node-tls" });
+  const info = await client.info();
+  out({ event: "tls", queued: info.faktory.queues["node-tls"] });
+  await client.close();
+}
+
+const modes = { basic, controlled, tls: tlsCheck };
+modes[mode]().catch((e) => {
   out({ event: "error", message: String(e && e.stack || e) });
   process.exit(2);
 });
+
