@@ -165,10 +165,12 @@ class FaktoryProtocol(LineReceiver):
                 return
             self._busy = True
             d = result
+        self.factory.in_flight += 1  # a graceful stop waits for these replies
         d.addCallbacks(self._reply, self._reply_failure)
         d.addBoth(self._next)
 
     def _next(self, _: Any = None) -> None:
+        self.factory.in_flight -= 1
         self._busy = False
         while self._pending and not self._busy and not self.transport.disconnecting:
             self._handle(self._pending.pop(0))
@@ -398,6 +400,7 @@ class FaktoryFactory(protocol.Factory):
 
     def __init__(self, server) -> None:
         self.server = server
+        self.in_flight = 0  # commands waiting for their reply (server.stopService drains them)
         self.commands: dict[bytes, Command] = {
             verb.encode(): fn for verb, fn in self.BUILTIN.items()
         }

@@ -55,13 +55,16 @@ slowlog-max-len 128
 """
 
 # Runs redis-server with PR_SET_PDEATHSIG so it dies with us even on kill -9,
-# instead of lingering on the socket.
+# instead of lingering on the socket; in its own process group so a Ctrl-C in
+# the terminal reaches only the server, which answers in-flight commands
+# before it stops Redis.
 _LAUNCHER = (
     "import ctypes,os,signal,sys\n"
     "try:\n"
     "    ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n"
     "except Exception:\n"
     "    pass\n"
+    "os.setpgrp()\n"
     "os.execv(sys.argv[1], sys.argv[1:])\n"
 )
 

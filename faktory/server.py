@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.application import internet, service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 
 from . import multiproc, plugins, reload
@@ -23,6 +23,8 @@ from .store import Store, connect
 from .workers import Workers
 
 log = Logger()
+
+DRAIN_TIMEOUT = 10.0  # seconds a stop waits for in-flight commands (FETCH waits 2 s)
 
 
 @dataclass
@@ -162,10 +164,24 @@ class FaktoryServer(service.MultiService):
         for port in self.ports.values():
             yield port.stopListening()
         self.ports.clear()
+        yield self._drain()
         yield defer.ensureDeferred(plugins.shutdown_all(self))
         if self.redis is not None:
             self._disconnect()
         yield super().stopService()
+
+    @defer.inlineCallbacks
+    def _drain(self, timeout: float = DRAIN_TIMEOUT):
+        """Wait until every command already running has answered (a FETCH may
+        wait 2 s for work), so no client loses a reply it was promised."""
+        if self.factory is None or not self.factory.in_flight:
+            return
+        log.info("Stopping: waiting for {n} command(s) in flight", n=self.factory.in_flight)
+        deadline = self.reactor.seconds() + timeout
+        while self.factory.in_flight and self.reactor.seconds() < deadline:
+            yield task.deferLater(self.reactor, 0.02, lambda: None)
+        if self.factory.in_flight:
+            log.warn("Stopping with {n} command(s) unanswered", n=self.factory.in_flight)
 
     def _disconnect(self):
         self.subscriber.stopService()
