@@ -219,5 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+from . import backup  # noqa: E402 - registers backup/restore
+
+backup.register_commands(command)
+
+
 if __name__ == "__main__":
     sys.exit(main())

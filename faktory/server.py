@@ -13,7 +13,7 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 
-from . import multiproc, plugins, reload
+from . import backup, multiproc, plugins, reload
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
@@ -115,6 +115,7 @@ class FaktoryServer(service.MultiService):
         self.add_task("busy", 5, self.manager.reap_reservations)
         self.add_task("workers", 15, self.workers.reap)
         self.add_task("dead", 60, self.manager.purge_dead)
+        backup.install(self)  # hourly snapshots in production
         await plugins.setup_all(self)
         reload.install(self)  # SIGHUP re-reads conf.d (cron, throttles...)
         if s.workers > 1 or s.reuse_port:

@@ -1,0 +1,505 @@
+"""Backups of the server's data.
+
+Two kinds, because they answer different needs:
+
+* **Hourly snapshots** (production, running server): ``BGSAVE`` makes Redis
+  fork and write a point-in-time RDB; we copy it to
+  ``<data dir>/backups/faktory-<UTC time>.rdb`` and keep the newest 24.  A
+  snapshot is consistent (no job half-way between two keys) and costs the
+  server nothing but a fork.
+* **``faktory-cli backup`` / ``restore``** (server stopped): a temporary
+  redis-server is started on the data dir and every key under the namespace is
+  written with ``DUMP`` (with its TTL) into a gzip'd JSON-lines file; restore
+  loads such a file (or one of the hourly ``.rdb`` snapshots) back with
+  ``RESTORE``.  The file names our keys only, so it can be restored into a
+  data dir, or a Redis, that holds other things.
+
+File format (``.jsonl.gz``): a header ``{"faktory_backup": 1, "prefix": ...}``,
+one ``{"k": key, "t": ttl_ms, "v": base64(DUMP)}`` per key (``t`` 0 = no
+expiry), and a trailer ``{"end": <keys>}`` that proves the file is complete.
+DUMP payloads restore into the same or a newer Redis major version.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import hiredis
+from twisted.internet import task, threads
+from twisted.logger import Logger
+
+from .redisproc import RedisProcess, find_redis_server, socket_path
+
+log = Logger()
+
+FORMAT = 1
+BACKUP_DIR = "backups"
+KEEP = 24
+INTERVAL = 3600  # seconds between production snapshots
+PROGRESS_EVERY = 10_000  # keys between progress lines
+BATCH = 500  # commands pipelined per round trip
+RDB_PREFIX, RDB_SUFFIX = "faktory-", ".rdb"
+
+
+class BackupError(Exception):
+    """Something the operator must fix; the message says what."""
+
+
+# -- hourly snapshots of a running server ----------------------------------------
+
+
+def install(server) -> None:
+    """Register the hourly snapshot on a production server that runs its own
+    Redis (with ``--redis-url`` the Redis belongs to someone else, who backs it up)."""
+    if server.settings.environment == "production" and server.redis_process is not None:
+        data_dir = server.redis_process.data_dir
+        server.add_task(
+            "backup", INTERVAL, lambda: snapshot(server.redis, data_dir, server.reactor)
+        )
+
+
+def _info(raw: Any) -> dict[str, str]:
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+async def snapshot(
+    redis, data_dir: str, reactor=None, keep: int = KEEP, timeout: float = 3600.0
+) -> str:
+    """BGSAVE, wait for it, copy the RDB into ``<data_dir>/backups``, prune to
+    ``keep``.  Returns the new file's path."""
+    if reactor is None:
+        from twisted.internet import reactor
+    started = time.time()
+    reply = None
+    while reply is None:
+        try:
+            reply = await redis.execute_command("BGSAVE", "SCHEDULE")
+        except Exception as e:  # noqa: BLE001 - a save of its own is running: wait, then ours
+            if "already in progress" not in str(e):
+                raise
+            await _wait_saved(redis, reactor, 0, timeout)
+    await _wait_saved(redis, reactor, started, timeout)
+    src = os.path.join(data_dir, "faktory.rdb")
+    folder = os.path.join(data_dir, BACKUP_DIR)
+    path = await threads.deferToThreadPool(
+        reactor, reactor.getThreadPool(), _copy_snapshot, src, folder, keep
+    )
+    log.info(
+        "Backup {path} written ({size} bytes, {secs:.1f} s)",
+        path=path,
+        size=os.path.getsize(path),
+        secs=time.time() - started,
+    )
+    return path
+
+
+async def _wait_saved(redis, reactor, since: float, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = _info(await redis.execute_command("INFO", "persistence"))
+        idle = info.get("rdb_bgsave_in_progress") == "0" and (
+            info.get("aof_rewrite_in_progress") == "0"
+        )
+        if idle and int(info.get("rdb_last_save_time", 0)) >= int(since):
+            if info.get("rdb_last_bgsave_status", "ok") != "ok":
+                raise BackupError("Redis could not write its snapshot (see the Redis log)")
+            return
+        if time.monotonic() > deadline:
+            raise BackupError(f"Redis did not finish its snapshot within {timeout:g} s")
+        await task.deferLater(reactor, 0.05, lambda: None)
+
+
+def _copy_snapshot(src: str, folder: str, keep: int) -> str:
+    # Opening the file pins the inode: a later save renames a new file over the
+    # name, and we still copy the complete snapshot we opened.
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
+    path = os.path.join(folder, RDB_PREFIX + stamp + RDB_SUFFIX)
+    tmp = path + ".tmp"
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+    os.replace(tmp, path)
+    prune(folder, keep)
+    return path
+
+
+def snapshots(folder: str) -> list[str]:
+    """Hourly snapshot files in ``folder``, oldest first (names sort by time)."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(
+        os.path.join(folder, n)
+        for n in names
+        if n.startswith(RDB_PREFIX) and n.endswith(RDB_SUFFIX)
+    )
+
+
+def prune(folder: str, keep: int = KEEP) -> list[str]:
+    """Delete all but the newest ``keep`` snapshots; returns the deleted paths."""
+    old = snapshots(folder)[:-keep] if keep > 0 else snapshots(folder)
+    for path in old:
+        os.unlink(path)
+    return old
+
+
+# -- offline backup / restore (faktory-cli) ----------------------------------------
+
+
+class _Redis:
+    """A blocking, pipelining RESP client: the CLI has no reactor to run."""
+
+    def __init__(self, path: str, timeout: float = 60.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.reader = hiredis.Reader()
+
+    def pipeline(self, commands: list[tuple]) -> list[Any]:
+        self.sock.sendall(b"".join(hiredis.pack_command(c) for c in commands))
+        replies: list[Any] = []
+        while len(replies) < len(commands):
+            reply = self.reader.gets()
+            if reply is False:
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    raise BackupError("Redis closed the connection")
+                self.reader.feed(data)
+                continue
+            replies.append(reply)
+        for r in replies:
+            if isinstance(r, hiredis.ReplyError):
+                raise BackupError(f"Redis: {r}")
+        return replies
+
+    def __call__(self, *args: Any) -> Any:
+        return self.pipeline([args])[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def server_running(data_dir: str) -> bool:
+    """Whether a Redis (so a server) answers on the data dir's socket."""
+    sock = socket_path(data_dir)
+    if not os.path.exists(sock):
+        return False
+    try:
+        r = _Redis(sock, timeout=2)
+        try:
+            r("PING")
+        finally:
+            r.close()
+        return True
+    except (OSError, BackupError):
+        return False
+
+
+class TemporaryRedis:
+    """redis-server on ``data_dir`` with the server's own configuration, for
+    the time of one CLI command; ``SHUTDOWN`` makes it save on the way out."""
+
+    def __init__(self, data_dir: str, fsync: str = "everysec") -> None:
+        if server_running(data_dir):
+            raise BackupError(
+                f"a Faktory server is running on {data_dir} (its redis.sock answers): "
+                "stop it first (e.g. systemctl stop faktory); a running production "
+                f"server writes hourly snapshots to {os.path.join(data_dir, BACKUP_DIR)}"
+            )
+        self.process = RedisProcess(data_dir, fsync=fsync)
+        self.proc: subprocess.Popen | None = None
+        self.client: _Redis | None = None
+
+    def __enter__(self) -> _Redis:
+        conf = self.process.write_config()
+        if os.path.exists(self.process.socket):
+            os.unlink(self.process.socket)  # stale: nothing answered on it
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [find_redis_server(), conf], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 600
+        while True:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                out = self.log.read().decode(errors="replace").strip()
+                raise BackupError(f"redis-server exited at start:\n{out[-2000:]}")
+            try:
+                self.client = _Redis(self.process.socket)
+                self.client("PING")
+                return self.client
+            except (OSError, BackupError) as e:
+                if self.client is not None:
+                    self.client.close()
+                    self.client = None
+                if time.monotonic() > deadline:
+                    raise BackupError(f"redis-server did not answer: {e}") from None
+                time.sleep(0.05 if "LOADING" not in str(e) else 0.5)
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            try:
+                self.client.sock.sendall(hiredis.pack_command(("SHUTDOWN", "SAVE")))
+                self.client.sock.recv(1024)
+            except OSError:
+                pass
+            self.client.close()
+        if self.proc is not None:
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def _keys(r: _Redis, prefix: str) -> Iterator[bytes]:
+    cursor = b"0"
+    pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?") + "*"
+    while True:
+        cursor, keys = r("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+        yield from keys
+        if cursor == b"0":
+            return
+
+
+def _progress(report: Callable[[str], None], verb: str, keys: int, size: int) -> None:
+    report(f"{verb} {keys:,} keys ({size / 1e6:.1f} MB)")
+
+
+def dump(
+    data_dir: str,
+    output: str,
+    prefix: str = "fk:",
+    report: Callable[[str], None] = lambda _: None,
+) -> int:
+    """Write every key under ``prefix`` of a stopped server's data dir to
+    ``output``; returns the number of keys."""
+    if not os.path.isdir(data_dir):
+        raise BackupError(f"no data dir {data_dir}")
+    tmp = output + ".tmp"
+    try:
+        count, size = _dump(data_dir, tmp, prefix, report)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    os.replace(tmp, output)
+    _progress(report, "backup complete:", count, size)
+    return count
+
+
+def _dump(data_dir: str, tmp: str, prefix: str, report: Callable[[str], None]) -> tuple[int, int]:
+    count = size = 0
+    with TemporaryRedis(data_dir) as r, gzip.open(tmp, "wt", encoding="utf-8") as out:
+        version = _info(r("INFO", "server")).get("redis_version", "")
+        header = {
+            "faktory_backup": FORMAT,
+            "prefix": prefix,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "redis_version": version,
+        }
+        out.write(json.dumps(header) + "\n")
+        batch: list[bytes] = []
+
+        def flush() -> None:
+            nonlocal count, size
+            replies = r.pipeline([c for k in batch for c in (("DUMP", k), ("PTTL", k))])
+            for key, value, ttl in zip(batch, replies[::2], replies[1::2]):
+                if value is None:
+                    continue  # expired since the SCAN
+                record = {
+                    "k": key.decode("utf-8", "surrogateescape"),
+                    "t": max(ttl, 0),
+                    "v": base64.b64encode(value).decode(),
+                }
+                out.write(json.dumps(record) + "\n")
+                count += 1
+                size += len(value)
+                if count % PROGRESS_EVERY == 0:
+                    _progress(report, "backed up", count, size)
+            batch.clear()
+
+        for key in _keys(r, prefix):
+            batch.append(key)
+            if len(batch) >= BATCH:
+                flush()
+        flush()
+        out.write(json.dumps({"end": count}) + "\n")
+    return count, size
+
+
+def _records(path: str) -> Iterator[tuple[bytes, int, bytes]]:
+    """(key, ttl ms, DUMP payload) of a backup file, checking it is complete."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        try:
+            header = json.loads(f.readline())
+        except (ValueError, OSError, EOFError) as e:
+            raise BackupError(f"{path} is not a faktory backup: {e}") from None
+        if not isinstance(header, dict) or header.get("faktory_backup") != FORMAT:
+            raise BackupError(f"{path} is not a faktory backup (format {FORMAT})")
+        n = 0
+        try:
+            for line in f:
+                rec = json.loads(line)
+                if "end" in rec:
+                    if rec["end"] != n:
+                        raise BackupError(f"{path}: trailer says {rec['end']} keys, read {n}")
+                    return
+                n += 1
+                yield (
+                    rec["k"].encode("utf-8", "surrogateescape"),
+                    int(rec["t"]),
+                    base64.b64decode(rec["v"]),
+                )
+        except (ValueError, KeyError, OSError, EOFError) as e:
+            raise BackupError(f"{path} is damaged after {n} keys: {e}") from None
+    raise BackupError(f"{path} is truncated after {n} keys (no trailer)")
+
+
+def _rdb_records(path: str, prefix: str) -> Iterator[tuple[bytes, int, bytes]]:
+    """The keys under ``prefix`` of an RDB snapshot, read through a throw-away Redis."""
+    tmp = tempfile.mkdtemp(prefix="fkrs", dir="/tmp")  # short: a unix socket lives here
+    try:
+        shutil.copyfile(path, os.path.join(tmp, "faktory.rdb"))
+        with TemporaryRedis(tmp, fsync="no") as r:
+            batch: list[bytes] = []
+            for key in _keys(r, prefix):
+                batch.append(key)
+                if len(batch) >= BATCH:
+                    yield from _dumped(r, batch)
+            yield from _dumped(r, batch)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dumped(r: _Redis, batch: list[bytes]) -> Iterator[tuple[bytes, int, bytes]]:
+    replies = r.pipeline([c for k in batch for c in (("DUMP", k), ("PTTL", k))])
+    for key, value, ttl in zip(batch, replies[::2], replies[1::2]):
+        if value is not None:
+            yield key, max(ttl, 0), value
+    batch.clear()
+
+
+def load(
+    data_dir: str,
+    path: str,
+    prefix: str = "fk:",
+    replace: bool = False,
+    report: Callable[[str], None] = lambda _: None,
+) -> int:
+    """Restore a ``faktory-cli backup`` file or an hourly ``.rdb`` snapshot
+    into a stopped server's data dir; returns the number of keys."""
+    with open(path, "rb") as f:
+        magic = f.read(5)
+    if magic == b"REDIS":
+        records = _rdb_records(path, prefix)
+    elif magic[:2] == b"\x1f\x8b":
+        records = _records(path)
+    else:
+        raise BackupError(f"{path} is neither a faktory backup (.jsonl.gz) nor an RDB snapshot")
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    count = size = 0
+    with TemporaryRedis(data_dir) as r:
+        existing = list(_keys(r, prefix))
+        if existing and not replace:
+            raise BackupError(
+                f"{data_dir} already holds {len(existing)} keys under {prefix!r}; "
+                "pass --replace to delete them and restore the backup in their place"
+            )
+        for i in range(0, len(existing), BATCH):
+            r("UNLINK", *existing[i : i + BATCH])
+        batch: list[tuple] = []
+        for key, ttl, value in records:
+            batch.append(("RESTORE", key, ttl, value, "REPLACE"))
+            count += 1
+            size += len(value)
+            if len(batch) >= BATCH:
+                r.pipeline(batch)
+                batch.clear()
+            if count % PROGRESS_EVERY == 0:
+                _progress(report, "restored", count, size)
+        if batch:
+            r.pipeline(batch)
+    _progress(report, "restore complete:", count, size)
+    return count
+
+
+# -- faktory-cli subcommands ---------------------------------------------------------
+
+
+def _default_data_dir() -> str:
+    env = os.environ.get("FAKTORY_ENV", "development")
+    return os.path.expanduser("~/.faktory/db") if env == "development" else "/var/lib/faktory/db"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def cmd_backup(args) -> int:
+    output = args.output or time.strftime("faktory-backup-%Y%m%dT%H%M%SZ.jsonl.gz", time.gmtime())
+    try:
+        n = dump(args.data_dir, output, args.namespace, _stderr)
+    except BackupError as e:
+        _stderr(f"faktory-cli backup: {e}")
+        return 1
+    print(json.dumps({"file": output, "keys": n}) if args.json else f"{output}: {n} keys")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    try:
+        n = load(args.data_dir, args.file, args.namespace, args.replace, _stderr)
+    except (BackupError, OSError) as e:
+        _stderr(f"faktory-cli restore: {e}")
+        return 1
+    print(json.dumps({"keys": n}) if args.json else f"restored {n} keys into {args.data_dir}")
+    return 0
+
+
+def _common(p) -> None:
+    p.add_argument(
+        "--data-dir",
+        default=_default_data_dir(),
+        help="the stopped server's data dir (default ~/.faktory/db, or /var/lib/faktory/db "
+        "when $FAKTORY_ENV is not development)",
+    )
+    p.add_argument("--namespace", default="fk:", help="key prefix of the server (default fk:)")
+
+
+def _backup_args(p) -> None:
+    _common(p)
+    p.add_argument("--output", "-o", help="file to write (default faktory-backup-<time>.jsonl.gz)")
+
+
+def _restore_args(p) -> None:
+    _common(p)
+    p.add_argument("file", help="a faktory-cli backup (.jsonl.gz) or an hourly .rdb snapshot")
+    p.add_argument("--replace", action="store_true", help="delete the data dir's jobs first")
+
+
+def register_commands(command: Callable) -> None:
+    """Add ``backup`` and ``restore`` to faktory-cli (called by faktory.cli)."""
+    command("backup", "back up a stopped server's data dir to a file", cmd_backup, _backup_args)
+    command(
+        "restore", "restore a backup into a stopped server's data dir", cmd_restore, _restore_args
+    )
+
+
+__all__ = ["BackupError", "dump", "install", "load", "prune", "snapshot", "snapshots"]
