@@ -1,4 +1,4 @@
-"""The real Node client (npm ``faktory-worker``) against a real server."""
+"""The real Node client (npm ``faktory-worker``) against a real srv."""
 
 import json
 import os
@@ -10,8 +10,6 @@ import urllib.request
 import uuid
 
 import pytest
-
-from helpers import ServerProcess
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 pytestmark = pytest.mark.skipif(
@@ -36,16 +34,8 @@ def events(proc, timeout=60):
     return {e["event"]: e for e in lines}, err
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ServerProcess().start()
-    yield srv
-    srv.stop()
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
-
-
-def test_node_worker_push_process_pause_mutate_info(server):
-    got, err = events(node("basic", server.url))
+def test_node_worker_push_process_pause_mutate_info(srv):
+    got, err = events(node("basic", srv.url))
     assert "error" not in got, got.get("error", {}).get("message") or err
     assert got["processed"]["args"] == [1, "two"]
     assert got["while_paused"]["processed"] == 1  # the paused queue was not fetched from
@@ -55,28 +45,28 @@ def test_node_worker_push_process_pause_mutate_info(server):
     assert got["info"]["version"] == "1.10.0"
 
 
-def _signal(server, wid, signal):
+def _signal(srv, wid, signal):
     data = urllib.parse.urlencode({"wid": wid, "signal": signal}).encode()
-    url = f"http://127.0.0.1:{server.web_port}/busy"
+    url = f"http://127.0.0.1:{srv.web_port}/busy"
     with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as r:
         assert r.status == 200
 
 
-def test_node_worker_obeys_quiet_and_terminate(server):
+def test_node_worker_obeys_quiet_and_terminate(srv):
     wid = "node-" + uuid.uuid4().hex[:8]
-    proc = node("controlled", server.url, wid)
-    c = server.client()
+    proc = node("controlled", srv.url, wid)
+    c = srv.client()
     try:
         line = proc.stdout.readline()
         assert json.loads(line)["event"] == "started", line + proc.stderr.read()
         c.push(queue="node-ctl", jobtype="CtlJob", args=[1])
         assert json.loads(proc.stdout.readline()) == {"event": "ran", "n": 1}
-        _signal(server, wid, "quiet")  # the operator presses Quiet in the web UI
+        _signal(srv, wid, "quiet")  # the operator presses Quiet in the web UI
         time.sleep(2.5)  # a few heartbeats carry {"state":"quiet"}
         c.push(queue="node-ctl", jobtype="CtlJob", args=[2])
         time.sleep(3)
         assert c.info()["faktory"]["queues"]["node-ctl"] == 1  # quiet: job 2 not fetched
-        _signal(server, wid, "terminate")
+        _signal(srv, wid, "terminate")
         proc.wait(timeout=20)  # terminate: the Node worker shuts down by itself
         assert proc.returncode is not None
     finally:
