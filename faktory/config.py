@@ -5,6 +5,7 @@ entries from several files add up)."""
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import tomllib
 from typing import Any
@@ -84,9 +85,9 @@ CONFIG_KEYS = [
     ),
 ]
 
-# Sections whose keys other modules own (they validate their own contents).
-OTHER_SECTIONS = {"cron", "throttles", "statsd", "redis", "plugins"}
 _TYPES = {"string": str, "integer": int}
+_ARTICLE = {"string": "a string", "integer": "an integer"}
+FSYNC_POLICIES = ("always", "everysec", "no")
 _OPTION = {  # TOML key -> tap option it feeds when the flag is left at its default
     "binding": "bind",
     "data_dir": "data-dir",
@@ -100,11 +101,34 @@ PASSWORD_REQUIRED = (
     "faktory requires a password to be set in staging or production, see the Security wiki page"
 )
 TLS_KEY, TLS_CERT = "private.key.pem", "public.cert.pem"
+SYSTEM_PASSWORD_FILE = "/etc/faktory/password"
+
+
+def known_sections() -> set[str]:
+    """Every table some faktory module declares in its ``CONFIG_KEYS`` (the
+    Pro features, plugins...): a feature's section is known as soon as it
+    documents its keys, with no second list to keep in step.  Only modules
+    that declare ``CONFIG_KEYS`` are imported."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    sections = set()
+    for root, _dirs, files in os.walk(package):
+        for name in files:
+            path = os.path.join(root, name)
+            if not name.endswith(".py") or path == os.path.abspath(__file__):
+                continue
+            with open(path, encoding="utf-8") as f:
+                if "\nCONFIG_KEYS" not in f.read():
+                    continue
+            rel = os.path.relpath(path[:-3], os.path.dirname(package))
+            module = importlib.import_module(rel.replace(os.sep, ".").removesuffix(".__init__"))
+            sections.update(entry[0] for entry in getattr(module, "CONFIG_KEYS", ()))
+    return sections | {t for t, *_ in CONFIG_KEYS}
 
 
 def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(errors, warnings) about the [faktory]/[web] tables and unknown sections."""
     errors, warnings = [], []
+    other_sections = known_sections()
     known = {(t, k): kind for t, k, kind, _, _ in CONFIG_KEYS}
     for section, value in doc.items():
         if section in ("faktory", "web"):
@@ -116,8 +140,12 @@ def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
                 if kind is None:
                     warnings.append(f"unknown config key [{section}] {key}")
                 elif not isinstance(item, _TYPES[kind]) or isinstance(item, bool):
-                    errors.append(f"[{section}] {key} must be a {kind}, not {item!r}")
-        elif section not in OTHER_SECTIONS:
+                    errors.append(f"[{section}] {key} must be {_ARTICLE[kind]}, not {item!r}")
+                elif kind == "integer" and item <= 0:
+                    errors.append(f"[{section}] {key} must be a positive integer, not {item}")
+                elif key == "fsync" and item not in FSYNC_POLICIES:
+                    errors.append(f"[{section}] fsync must be always, everysec or no, not {item!r}")
+        elif section not in other_sections:
             warnings.append(f"unknown config section [{section}]")
     return errors, warnings
 
@@ -144,10 +172,12 @@ def resolve_password(env: str, cli_password: str, doc: dict[str, Any]) -> str:
     Refuses to go on without one in staging/production unless
     FAKTORY_SKIP_PASSWORD is set."""
     password = cli_password or read_secret(doc.get("faktory", {}).get("password", ""))
-    if not password and env != "development" and os.path.exists("/etc/faktory/password"):
-        password = read_secret("/etc/faktory/password")
     skip = os.environ.get("FAKTORY_SKIP_PASSWORD", "").lower() in ("1", "true", "yes")
-    if not password and env != "development" and not skip:
+    if env == "development" or skip or password:
+        return password
+    if os.path.exists(SYSTEM_PASSWORD_FILE):
+        password = read_secret(SYSTEM_PASSWORD_FILE)
+    if not password:
         raise ConfigError(PASSWORD_REQUIRED)
     return password
 
@@ -181,3 +211,17 @@ def with_tls(endpoint: str, key: str, cert: str) -> str:
         return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
     return f"ssl:{endpoint[4:]}:privateKey={esc(key)}:certKey={esc(cert)}"
+
+
+def check_endpoint(flag: str, description: str) -> None:
+    """Parse an endpoint string before anything starts, so a typo or an
+    unreadable key/cert file stops startup with a message instead of a
+    traceback after Redis is already up.  Nothing is bound here: the parsed
+    endpoint is thrown away."""
+    from twisted.internet import endpoints
+
+    try:
+        endpoints.serverFromString(None, description)
+    except Exception as e:  # noqa: BLE001 - any parse/load failure is the user's to fix
+        reason = str(e) or type(e).__name__
+        raise ConfigError(f"{flag} {description!r} is not a usable endpoint: {reason}") from None

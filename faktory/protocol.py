@@ -30,6 +30,7 @@ log = Logger()
 
 HANDSHAKE_TIMEOUT = 2.0
 MAX_PENDING = 256  # queued lines before we stop reading from a pipelining client
+MAX_UNIDENTIFIED = 1000  # connections allowed at once before their HELLO
 
 
 class _OK:
@@ -90,11 +91,22 @@ class FaktoryProtocol(LineReceiver):
         self._salt = ""
         self._iterations = 0
         self._gone = False
+        self._unidentified = False
 
     # -- connection lifecycle -------------------------------------------------
     def connectionMade(self) -> None:
         server = self.factory.server
         self.MAX_LENGTH = server.max_line_length
+        # A client that never says HELLO is cut off after HANDSHAKE_TIMEOUT; a
+        # flood of them is capped too, so they cannot use up file descriptors.
+        self._unidentified = True
+        self.factory.unidentified += 1
+        if self.factory.unidentified > MAX_UNIDENTIFIED:
+            self.transport.write(
+                encode_error(f"too many connections: {self.factory.unidentified} unidentified")
+            )
+            self.transport.loseConnection()
+            return
         greeting: dict[str, Any] = {"v": 2}
         if server.password:
             self._iterations = random.randint(4000, 8095)
@@ -107,6 +119,7 @@ class FaktoryProtocol(LineReceiver):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self._gone = True
+        self._uncount()
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         if self._fetch_ctx is not None:
@@ -120,6 +133,21 @@ class FaktoryProtocol(LineReceiver):
                     lambda f: log.failure("worker disconnect", f)
                 )
 
+    def _uncount(self) -> None:
+        if self._unidentified:
+            self._unidentified = False
+            self.factory.unidentified -= 1
+
+    def resumeProducing(self) -> None:
+        """The transport drained its output buffer."""
+        if self.transport.disconnecting:
+            # a closing transport waits for a paused producer: let it close
+            self.transport.unregisterProducer()
+            return
+        super().resumeProducing()
+        if self._paused:  # still too many pipelined lines waiting their turn
+            self.transport.pauseProducing()
+
     def lineLengthExceeded(self, line: bytes) -> None:
         self.transport.write(encode_error(f"line too long (max {self.MAX_LENGTH} bytes)"))
         self.transport.loseConnection()
@@ -130,7 +158,7 @@ class FaktoryProtocol(LineReceiver):
             return  # closing: what the client sent after END or a refusal is ignored
         if self._busy:
             self._pending.append(line)
-            if len(self._pending) >= MAX_PENDING and not self._paused:
+            if len(self._pending) >= MAX_PENDING:
                 self._paused = True
                 self.transport.pauseProducing()
             return
@@ -176,7 +204,8 @@ class FaktoryProtocol(LineReceiver):
             self._handle(self._pending.pop(0))
         if self._paused and not self._pending:
             self._paused = False
-            self.transport.resumeProducing()
+            if not self.paused:  # LineReceiver's flag: replies are not backed up
+                self.transport.resumeProducing()
 
     def _reply(self, value: Any) -> None:
         if value is not _NO_REPLY:
@@ -227,6 +256,13 @@ class FaktoryProtocol(LineReceiver):
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         self.hello = hello
+        self._uncount()
+        # Output backpressure: LineReceiver is a push producer, so a client
+        # that does not read its replies stops being read from once ~64 KB
+        # of replies are queued, instead of growing the server's buffers.
+        # Only now: during a TLS handshake the TLS layer pauses producers,
+        # and pausing our reads then would stall the handshake itself.
+        self.transport.registerProducer(self, True)
         self.identified = True
         server.connection_count += 1
         self.wid = hello.get("wid") or ""
@@ -401,6 +437,7 @@ class FaktoryFactory(protocol.Factory):
     def __init__(self, server) -> None:
         self.server = server
         self.in_flight = 0  # commands waiting for their reply (server.stopService drains them)
+        self.unidentified = 0  # connections that have not said HELLO yet
         self.commands: dict[bytes, Command] = {
             verb.encode(): fn for verb, fn in self.BUILTIN.items()
         }

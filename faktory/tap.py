@@ -157,6 +157,12 @@ class Options(usage.Options):
             self["bind"] = config.with_tls(self["bind"], *tls)
             if self["web"]:
                 self["web"] = config.with_tls(self["web"], *tls)
+        try:
+            config.check_endpoint("--bind", self["bind"])
+            if self["web"]:
+                config.check_endpoint("--web", self["web"])
+        except config.ConfigError as e:
+            raise usage.UsageError(str(e)) from None
         if self["redis-gateway"]:
             section = self["config"].setdefault("redis", {})
             if not isinstance(section, dict):

@@ -2,25 +2,18 @@
 server processes."""
 
 import base64
-import datetime
-import ipaddress
 import json
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from helpers import ROOT, Client, ServerProcess, config_dir, free_port, pwdhash, short_tmpdir
+from helpers import Client, ServerProcess, config_dir, free_port, pwdhash, short_tmpdir
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("FAKTORY_")}
 
@@ -58,7 +51,7 @@ def test_invalid_environment_and_bad_config_values_are_refused():
     rc, out = run_server("-e", "nowhere")
     assert rc != 0 and 'Invalid environment "nowhere"' in out
     rc, out = run_server("-c", config_dir("[faktory]\nmax_connections = 'lots'\n"))
-    assert rc != 0 and "max_connections must be a integer" in out
+    assert rc != 0 and "max_connections must be an integer" in out
     rc, out = run_server("-c", config_dir("[faktory\n"))
     assert rc != 0 and "invalid TOML" in out
 
@@ -126,201 +119,6 @@ def test_toml_feeds_password_binding_and_web_password_and_warns_on_unknown_keys(
     assert "unknown config section [mystery]" in out
 
 
-# -- TLS ---------------------------------------------------------------------
-def make_ca_and_cert(directory: str) -> str:
-    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by
-    it, written as the two files the server looks for; returns the CA path."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "faktory test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    with open(os.path.join(directory, "private.key.pem"), "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    with open(os.path.join(directory, "public.cert.pem"), "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    ca_path = os.path.join(directory, "ca.pem")
-    with open(ca_path, "wb") as f:
-        f.write(ca.public_bytes(serialization.Encoding.PEM))
-    return ca_path
-
-
-@pytest.fixture(scope="module")
-def tls_server():
-    cdir = config_dir("")
-    ca = make_ca_and_cert(cdir)
-    srv = ServerProcess(args=["-c", cdir]).start()
-    yield srv, ca
-    srv.stop()
-
-
-def test_tls_turns_on_by_itself_with_the_files_in_the_config_dir(tls_server):
-    srv, ca = tls_server
-    ctx = ssl.create_default_context(cafile=ca)
-    assert ctx.minimum_version <= ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
-            assert s.version() in ("TLSv1.2", "TLSv1.3")
-            f = s.makefile("rwb")
-            assert f.readline().startswith(b"+HI ")
-            f.write(b'HELLO {"v":2}\r\n')
-            f.flush()
-            assert f.readline() == b"+OK\r\n"
-    # a plain-text client gets no Faktory greeting
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as plain:
-        plain.sendall(b'HELLO {"v":2}\r\n')
-        try:
-            data = plain.recv(100)
-        except OSError:
-            data = b""
-        assert not data.startswith(b"+HI")
-    # the web UI is on https, trusted through the test CA
-    with urllib.request.urlopen(
-        f"https://127.0.0.1:{srv.web_port}/health", context=ctx, timeout=10
-    ) as r:
-        assert json.loads(r.read())["server"]["description"] == "Faktory"
-
-
-def test_pyfaktory_over_tls(tls_server):
-    srv, _ = tls_server
-    from pyfaktory import Client as PyClient
-    from pyfaktory import Job, Producer
-
-    with PyClient(faktory_url=f"tcp+tls://127.0.0.1:{srv.port}", role="producer") as client:
-        assert Producer(client=client).push(Job(jobtype="TlsJob", args=[1], queue="py-tls"))
-    c = _tls_client(srv.port, tls_server[1])
-    assert c.info_queue("py-tls") == 1
-
-
-def test_node_client_over_tls(tls_server):
-    srv, ca = tls_server
-    node_dir = os.path.join(ROOT, "tests", "node")
-    if shutil.which("node") is None or not os.path.isdir(os.path.join(node_dir, "node_modules")):
-        pytest.skip("node client not installed")
-    out = subprocess.run(
-        [
-            "node",
-            os.path.join(node_dir, "scenario.js"),
-            "tls",
-            f"tcp+tls://localhost:{srv.port}",
-            ca,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    events = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
-    assert events == [{"event": "tls", "queued": 1}], out.stdout + out.stderr
-
-
-class _tls_client:
-    def __init__(self, port, ca):
-        ctx = ssl.create_default_context(cafile=ca)
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-        self.f = self.s.makefile("rwb")
-        self.f.readline()
-        self.f.write(b'HELLO {"v":2}\r\n')
-        self.f.flush()
-        self.f.readline()
-
-    def info_queue(self, name):
-        self.f.write(b"INFO\r\n")
-        self.f.flush()
-        n = int(self.f.readline()[1:])
-        return json.loads(self.f.read(n + 2))["faktory"]["queues"].get(name)
-
-
-def test_unix_socket_bind():
-    d = short_tmpdir()
-    path = os.path.join(d, "work.sock")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "twisted",
-            "faktory",
-            "--web",
-            "none",
-            "-d",
-            d,
-            "--bind",
-            f"unix:{path}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-        cwd="/tmp",
-    )
-    try:
-        import time
-
-        deadline = time.monotonic() + 20
-        while not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(path)
-        f = s.makefile("rwb")
-        assert f.readline().startswith(b"+HI")
-        f.write(b'HELLO {"v":2}\r\nPUSH {"jid":"unix-00001","jobtype":"U","args":[]}\r\n')
-        f.flush()
-        assert f.readline() == b"+OK\r\n" and f.readline() == b"+OK\r\n"
-        s.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def test_password_file_option(tmp_path):
     pw = tmp_path / "pw"
     pw.write_text("filepw\n")
@@ -334,3 +132,88 @@ def test_password_file_option(tmp_path):
         assert pwdhash("filepw", info["s"], info["i"])
     finally:
         srv.stop()
+
+
+def test_flags_override_toml_and_toml_feeds_the_rest():
+    toml_port = free_port()
+    toml = (
+        f'[faktory]\nbinding = "127.0.0.1:{toml_port}"\nmax_connections = 1\n'
+        "max_line_length = 2000\n"
+    )
+    srv = ServerProcess(args=["-c", config_dir(toml), "--max-connections", "2"], web=False)
+    srv.env = dict(ENV)
+    srv.start()  # waits on its --bind port, which wins over [faktory] binding
+    try:
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", toml_port), timeout=2).close()
+        a, b = srv.client(), srv.client()  # --max-connections 2 beats max_connections = 1
+        assert b.push()[1] == "OK" and a.push()[1] == "OK"
+        b.send("PUSH " + json.dumps({"jid": "x" * 12, "jobtype": "T", "args": ["y" * 2500]}))
+        assert b.read_line() == "-ERR line too long (max 2000 bytes)"  # from the TOML
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize(
+    "toml,message",
+    [
+        ('[faktory]\nfsync = "sometimes"\n', "[faktory] fsync must be always, everysec or no"),
+        ("[faktory]\nmax_line_length = -5\n", "max_line_length must be a positive integer"),
+        ("[faktory]\nnamespace = 7\n", "[faktory] namespace must be a string, not 7"),
+        ("faktory = 3\n", "[faktory] must be a table"),
+    ],
+)
+def test_bad_toml_values_stop_startup_with_a_message(toml, message):
+    rc, out = run_server("-c", config_dir(toml), "-d", short_tmpdir())
+    assert rc != 0 and message in out, out
+    assert "Traceback" not in out
+
+
+def test_sections_of_the_pro_features_are_known():
+    from faktory import config
+
+    doc = {
+        "faktory": {"binding": ":7419", "fsync": "always", "typo_key": 1},
+        "web": {"password": "x"},
+        "cron": [],
+        "throttles": {},
+        "statsd": {},
+        "redis": {},
+        "plugins": {},
+        "nonsense": {},
+    }
+    errors, warnings = config.problems(doc)
+    assert errors == []
+    assert sorted(warnings) == [
+        "unknown config key [faktory] typo_key",
+        "unknown config section [nonsense]",
+    ]
+
+
+def test_password_sources_and_their_order(tmp_path, monkeypatch):
+    from faktory import config, tap
+
+    system = tmp_path / "password"
+    system.write_text("from-etc\n")
+    secret = tmp_path / "secret"
+    secret.write_text("  from-docker-secret \n")
+    monkeypatch.setattr(config, "SYSTEM_PASSWORD_FILE", str(system))
+    monkeypatch.delenv("FAKTORY_SKIP_PASSWORD", raising=False)
+    toml = {"faktory": {"password": "from-toml"}}
+    assert config.resolve_password("production", "from-env", toml) == "from-env"
+    assert config.resolve_password("production", "", toml) == "from-toml"
+    assert config.resolve_password("staging", "", {}) == "from-etc"
+    assert config.resolve_password("development", "", {}) == ""  # never read, never required
+    assert config.resolve_password("production", "", {"faktory": {"password": str(secret)}}) == (
+        "from-docker-secret"
+    )
+    monkeypatch.setenv("FAKTORY_PASSWORD", str(secret))
+    assert tap.read_password(None) == "from-docker-secret"
+    monkeypatch.setenv("FAKTORY_PASSWORD", "plain")
+    assert tap.read_password(None) == "plain"
+    system.unlink()
+    with pytest.raises(config.ConfigError, match="requires a password"):
+        config.resolve_password("staging", "", {})
+    for value in ("1", "true", "yes"):
+        monkeypatch.setenv("FAKTORY_SKIP_PASSWORD", value)
+        assert config.resolve_password("production", "", {}) == ""
