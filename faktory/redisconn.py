@@ -45,6 +45,9 @@ def _arg(value: Any) -> Any:
     return str(value)
 
 
+_NOT_READY = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
+
+
 class RedisProtocol(txredisapi.RedisProtocol):
     """txredisapi's protocol, packing commands with hiredis and remembering
     when each in-flight command was sent (for the watchdog)."""
@@ -70,8 +73,16 @@ class RedisProtocol(txredisapi.RedisProtocol):
 
         def done(result):
             sent.popleft()
-            if isinstance(result, Failure) and result.check(txredisapi.ConnectionError):
-                raise StorageUnavailable(self.lost_reason or str(result.value) or "connection lost")
+            if isinstance(result, Failure):
+                if result.check(txredisapi.ConnectionError):
+                    reason = self.lost_reason or str(result.value) or "connection lost"
+                    raise StorageUnavailable(reason)
+                if result.check(txredisapi.ResponseError) and str(result.value).startswith(
+                    _NOT_READY
+                ):
+                    # A restarted Redis still loading its data, or a replica/cluster
+                    # not ready: the same "come back later" as no connection.
+                    raise StorageUnavailable(str(result.value))
             return result
 
         return d.addBoth(done)
