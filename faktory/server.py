@@ -152,7 +152,16 @@ class FaktoryServer(service.MultiService):
             self.ready.addErrback(lambda _: None)
         self._fatal()
 
+    # Set by ``tap.makeService``: under twistd a server that cannot run must
+    # exit non-zero (so systemd or a supervisor sees the failure), after the
+    # normal shutdown has stopped Redis.  In-process (tests) it is left None.
+    fatal_exit_status: int | None = None
+
     def _fatal(self) -> None:
+        if self.fatal_exit_status is not None:
+            self.reactor.addSystemEventTrigger(
+                "after", "shutdown", os._exit, self.fatal_exit_status
+            )
         if self.reactor.running:
             self.reactor.stop()
 

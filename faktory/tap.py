@@ -229,4 +229,6 @@ def read_password(password_file: str | None) -> str:
 
 
 def makeService(config: Options, reactor=None) -> FaktoryServer:
-    return FaktoryServer(config.settings(), reactor)
+    server = FaktoryServer(config.settings(), reactor)
+    server.fatal_exit_status = 1
+    return server

@@ -217,3 +217,43 @@ def test_password_sources_and_their_order(tmp_path, monkeypatch):
     for value in ("1", "true", "yes"):
         monkeypatch.setenv("FAKTORY_SKIP_PASSWORD", value)
         assert config.resolve_password("production", "", {}) == ""
+
+
+def test_a_server_that_cannot_start_exits_non_zero():
+    """A busy port (found only when listening) must not look like a clean exit."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        d = short_tmpdir()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "twisted",
+                "faktory",
+                "--web",
+                "none",
+                "-d",
+                d,
+                "--bind",
+                f"tcp:{port}:interface=127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=ENV,
+            cwd="/tmp",
+        )
+        shutil.rmtree(d, ignore_errors=True)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "failed to start" in proc.stdout + proc.stderr
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_redis_on(p, d)]
+
+
+def _is_redis_on(pid: str, data_dir: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return data_dir.encode() in f.read()
+    except OSError:
+        return False
