@@ -194,10 +194,12 @@ class Client:
         return json.loads(self.call("INFO"))
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        # The file object holds its own reference to the socket: close both.
+        for thing in (self.f, self.sock):
+            try:
+                thing.close()
+            except OSError:
+                pass
 
 
 class ReplyError(str):
