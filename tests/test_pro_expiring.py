@@ -4,29 +4,11 @@ logged; ``expires_in`` becomes an absolute ``expires_at`` at PUSH."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 
-import pytest
-
 from faktory.job import format_time, parse_time
-from helpers import ReplyError, ServerProcess
-
-
-@pytest.fixture(scope="module")
-def srv():
-    s = ServerProcess(web=False).start()
-    yield s
-    s.stop()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
-
-
-@pytest.fixture
-def c(srv):
-    client = srv.client()
-    yield client
-    client.close()
+from helpers import ReplyError
 
 
 def q() -> str:
