@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import re
 import time
 from typing import Any
@@ -60,10 +61,13 @@ _second: tuple[int, str] = (-1, "")
 def format_time(ts: float | None = None) -> str:
     """RFC3339Nano in UTC with trailing zeros trimmed, as Go's ``time.RFC3339Nano``."""
     if ts is None:
-        ns = time.time_ns()
+        secs, frac = divmod(time.time_ns(), 1_000_000_000)
     else:
-        ns = int(round(ts * 1e9))
-    secs, frac = divmod(ns, 1_000_000_000)
+        # Seconds and fraction apart: ``ts * 1e9`` would lose the last digits.
+        secs = math.floor(ts)
+        frac = round((ts - secs) * 1e9)
+        if frac >= 1_000_000_000:
+            secs, frac = secs + 1, frac - 1_000_000_000
     global _second
     if _second[0] != secs:  # every command stamps a time: format each second once
         _second = (secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)))
@@ -79,8 +83,31 @@ _RFC3339 = re.compile(
 )
 
 
+_parsed: tuple[str, float] = ("", 0.0)
+
+
 def parse_time(value: str) -> float:
     """Parse an RFC3339(Nano) timestamp into Unix seconds; ValueError if malformed."""
+    # Fast path for our own UTC stamps (``format_time``): every ACK reads
+    # one, and most fall in the second parsed last time.
+    if value[:19] == _parsed[0] and value[-1:] == "Z":
+        frac = value[19:-1]
+        if not frac:
+            return _parsed[1]
+        if frac[0] == "." and 1 < len(frac) <= 10 and frac[1:].isascii() and frac[1:].isdigit():
+            return _parsed[1] + float(frac)
+    ts = _parse_time(value)
+    if len(value) >= 20 and value[-1] in "Zz" and value[19] in ".Zz":
+        _remember(value[:19], ts)
+    return ts
+
+
+def _remember(base: str, ts: float) -> None:
+    global _parsed
+    _parsed = (base, float(int(ts)))
+
+
+def _parse_time(value: str) -> float:
     m = _RFC3339.match(value)
     if not m:
         raise ValueError("not an RFC3339 timestamp (e.g. 2006-01-02T15:04:05Z)")

@@ -8,6 +8,7 @@ let built-in features and plugins alter, refuse or observe jobs.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -51,6 +52,12 @@ def _int(value: Any, default: int) -> int:
 
 def _none(_: Any) -> None:
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_str(value: str) -> str:
+    """A worker id as a JSON string (it goes into every reservation)."""
+    return json.dumps(value)
 
 
 async def _await(awaitable: Any) -> Any:
@@ -109,25 +116,40 @@ class Manager:
             # and the reservation's reserved_at/expiry/wid (batches, tracking, metrics).
             "settled": [],
         }
+        # Per middleware: the ``custom`` keys it is about (None: every job).
+        self._custom: dict[str, list[tuple[str, ...] | None]] = {c: [] for c in self.middleware}
+        # FETCH decodes a job only if some middleware wants it: None = always,
+        # else the byte strings one of which must appear in the raw job.
+        self._fetch_probe: tuple[bytes, ...] | None = ()
         # queue -> parked FETCHes, oldest first (a dict is an ordered set:
         # O(1) to wake the first and to drop any one when it times out).
         self._waiters: dict[str, dict[_Waiter, None]] = {}
-        self._pushes: dict[str, int] = {}
+        self._pushes = 0  # jobs that landed anywhere (an empty FETCH that raced one retries)
         self.task_stats: dict[str, dict[str, Any]] = {}
 
     def now(self) -> float:
         return self.clock.seconds()
 
-    def use(self, chain: str, fn: Middleware) -> None:
-        """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``, ``settled``)."""
+    def use(self, chain: str, fn: Middleware, custom: tuple[str, ...] | None = None) -> None:
+        """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``,
+        ``settled``).  With ``custom`` it runs only for jobs whose ``custom``
+        object has one of these keys: most jobs then skip it without a call,
+        and FETCH does not even decode them."""
         self.middleware[chain].append(fn)
+        keys = tuple(custom) if custom is not None else None
+        self._custom[chain].append(keys)
+        if chain == "fetch":
+            if keys is None or self._fetch_probe is None:
+                self._fetch_probe = None
+            else:
+                self._fetch_probe += tuple(b'"%s"' % k.encode() for k in keys)
 
     async def _run(self, chain: str, *args: Any) -> None:
         pending = self._chain(chain, *args)
         if pending is not None:
             await pending
 
-    def _chain(self, chain: str, *args: Any, start: int = 0) -> defer.Deferred | None:
+    def _chain(self, chain: str, job: dict, *args: Any, start: int = 0) -> defer.Deferred | None:
         """Run a middleware chain; None if every function finished at once,
         else a Deferred for the rest of the chain.
 
@@ -136,8 +158,17 @@ class Manager:
         on the first step no Deferred is made; if it waits, Twisted resumes it
         from there (awaiting a Deferred re-yields it until it has fired)."""
         fns = self.middleware[chain]
+        wants = self._custom[chain]
+        custom = job.get("custom")
+        if not isinstance(custom, dict) or not custom:
+            if None not in wants:
+                return None  # every middleware here is about custom keys
+            custom = None
         for i in range(start, len(fns)):
-            result = fns[i](*args)
+            keys = wants[i]
+            if keys is not None and (custom is None or not any(k in custom for k in keys)):
+                continue
+            result = fns[i](job, *args)
             if isinstance(result, CoroutineType):
                 try:
                     result.send(None)
@@ -150,7 +181,7 @@ class Manager:
                 d = defer.ensureDeferred(_await(result))
             else:
                 continue
-            return d.addCallback(lambda _, i=i: self._chain(chain, *args, start=i + 1))
+            return d.addCallback(lambda _, i=i: self._chain(chain, job, *args, start=i + 1))
         return None
 
     # -- PUSH ---------------------------------------------------------------------
@@ -211,7 +242,7 @@ class Manager:
     # -- FETCH ----------------------------------------------------------------
     def notify(self, queue: str) -> None:
         """A job landed in ``queue``: wake one FETCH waiting on it."""
-        self._pushes[queue] = self._pushes.get(queue, 0) + 1
+        self._pushes += 1
         waiting = self._waiters.get(queue)
         while waiting:
             waiter = next(iter(waiting))
@@ -248,17 +279,33 @@ class Manager:
 
         return d.addBoth(unpark)
 
-    async def fetch(
+    def fetch(
         self, queues: list[str], wid: str = "", ctx: FetchContext | None = None
+    ) -> defer.Deferred:
+        """The next job from the first non-empty queue, waiting up to 2 s for one.
+
+        Fires with the job's JSON bytes or None.  When work is queued and no
+        FETCH middleware is about the job, this is one Redis call and two
+        callbacks; waiting and middleware take the slower ``_fetch`` loop."""
+        now = self.now()
+        pushes = self._pushes
+        d = self.store.fetch(queues, now, format_time(now), wid, _json_str(wid))
+        return d.addCallback(self._fetched, queues, wid, ctx, now + FETCH_WAIT, pushes)
+
+    def _fetched(self, raw, queues, wid, ctx, deadline, pushes):
+        if raw:
+            probe = self._fetch_probe
+            if probe is not None and not any(p in raw for p in probe):
+                return raw
+        return defer.Deferred.fromCoroutine(
+            self._fetch(raw, queues, wid, ctx or FetchContext(), deadline, pushes)
+        )
+
+    async def _fetch(
+        self, raw: Any, queues: list[str], wid: str, ctx: FetchContext, deadline: float, pushes: int
     ) -> bytes | None:
-        """The next job from the first non-empty queue, waiting up to 2 s for one."""
-        ctx = ctx or FetchContext()
-        wid_json = json.dumps(wid)
-        deadline = self.now() + FETCH_WAIT
+        """The rest of a FETCH, given the first answer from Redis."""
         while True:
-            seen = [self._pushes.get(q, 0) for q in queues]
-            now = self.now()
-            raw = await self.store.fetch(queues, now, format_time(now), wid, wid_json)
             if raw == 0:
                 # Quiet or terminating: no work, but don't let the client spin.
                 await self._park([], max(0.0, deadline - self.now()), ctx)
@@ -280,19 +327,19 @@ class Manager:
                         res = json.loads(reservation)
                         res.pop("job", None)
                         await self._run("settled", job, "discard", res)
-                    continue
                 except BaseException:
                     # Refused by middleware: the job goes back into its queue.
                     await self.release(job)
                     raise
-                return raw
-            if seen != [self._pushes.get(q, 0) for q in queues]:
-                continue  # a push raced our empty answer
-            remaining = deadline - self.now()
-            if remaining <= 0 or ctx is None:
-                return None
-            if not await self._park(queues, remaining, ctx):
-                return None
+                else:
+                    return raw
+            elif pushes == self._pushes:  # else a push raced our empty answer: look again
+                remaining = deadline - self.now()
+                if remaining <= 0 or not await self._park(queues, remaining, ctx):
+                    return None
+            pushes = self._pushes
+            now = self.now()
+            raw = await self.store.fetch(queues, now, format_time(now), wid, _json_str(wid))
 
     async def release(self, job: dict) -> None:
         """Undo a reservation without counting it (e.g. a FETCH middleware refusal)."""

@@ -25,6 +25,11 @@ plugin's ``setup(server)`` is called; it registers what it adds:
     ``"ack"``, ``"retry"``, ``"dead"``, ``"drop"`` (failed, retry 0) or
     ``"discard"`` (dropped at fetch); ``reservation`` has ``reserved_at``.
 
+  ``use(chain, fn, custom=("key", ...))`` runs ``fn`` only for jobs whose
+  ``custom`` object has one of those keys: every other job skips it without
+  a call (and FETCH does not even decode it), so features keyed on custom
+  fields cost nothing on the jobs that do not use them.
+
 * protocol verbs: ``server.factory.add_command("VERB", handler)``;
 * periodic work: ``server.add_task(name, period_seconds, fn)``;
 * web UI pages and nav links: ``server.add_web_page(WebPage(...))``;

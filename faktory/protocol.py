@@ -194,10 +194,19 @@ class FaktoryProtocol(LineReceiver):
             self._busy = True
             d = result
         self.factory.in_flight += 1  # a graceful stop waits for these replies
-        d.addCallbacks(self._reply, self._reply_failure)
-        d.addBoth(self._next)
+        d.addBoth(self._answer)
 
-    def _next(self, _: Any = None) -> None:
+    def _answer(self, result: Any) -> None:
+        """A command's Deferred fired: reply, then take the next waiting line."""
+        try:
+            if isinstance(result, Failure):
+                self._reply_failure(result)
+            elif result is not _NO_REPLY:
+                send_now(self.transport, encode_reply(result))
+        finally:
+            self._next()
+
+    def _next(self) -> None:
         self.factory.in_flight -= 1
         self._busy = False
         while self._pending and not self._busy and not self.transport.disconnecting:
@@ -291,8 +300,7 @@ class FaktoryProtocol(LineReceiver):
             raise CommandError("must call fetch with at least one queue")
         ctx = self._fetch_ctx = FetchContext()
         manager = self.factory.server.manager
-        d = defer.Deferred.fromCoroutine(manager.fetch(queues, self.wid, ctx))
-        return d.addCallback(self._fetched, manager)
+        return manager.fetch(queues, self.wid, ctx).addCallback(self._fetched, manager)
 
     def _fetched(self, raw, manager):
         # The client left while its job was being reserved: nobody will run

@@ -1,11 +1,13 @@
 """The command connection to Redis: one pipelined txredisapi connection.
 
-Every PUSH, FETCH and ACK costs at least one Redis command, so the per-command
-cost of the client is paid several times per job.  We use txredisapi's
-protocol (hiredis parsing, AUTH/SELECT on connect) on ONE connection and
-call it directly: its pool wrapper adds a Deferred chain and a lookup per
-command, and its per-command reply timer adds a ``callLater`` each, so this
-module keeps one watchdog instead and packs commands with hiredis.
+Every PUSH, FETCH and ACK costs one Redis command, so the per-command cost of
+the client is paid three times per job.  We use txredisapi's protocol
+(connection set-up, AUTH/SELECT, its hiredis reader and error types) on ONE
+connection and call it directly: its pool wrapper adds a Deferred chain and a
+lookup per command, its reply queue two more Deferreds, and its per-command
+reply timer a ``callLater`` each.  So commands are packed with hiredis, go
+out in one write per reactor turn, each waits as one Deferred in a FIFO, and
+one watchdog replaces the timers.
 
 Semantics the rest of the server relies on:
 
@@ -29,9 +31,9 @@ import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from .errors import StorageUnavailable
+from .fastwrite import send_now
 
 log = Logger()
 
@@ -49,43 +51,75 @@ _NOT_READY = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READO
 
 
 class RedisProtocol(txredisapi.RedisProtocol):
-    """txredisapi's protocol, packing commands with hiredis and remembering
-    when each in-flight command was sent (for the watchdog)."""
+    """txredisapi's protocol (connection set-up, AUTH/SELECT, its hiredis
+    reader and error types) with a leaner command path.
+
+    txredisapi answers each command through a DeferredQueue, a result
+    Deferred and a closure, and writes each command on its own.  Here a
+    command is one Deferred in a FIFO, replies are matched to it straight
+    from the reader, and all commands issued in one reactor turn go out in
+    one write at the end of the turn.  MULTI/pipelining helpers of
+    txredisapi are not used on this connection.
+    """
 
     def __init__(self, client: RedisClient) -> None:
         super().__init__(
             charset=None, password=client.password, dbid=client.db or None, convertNumbers=False
         )
         self.client = client
-        self.sent: deque[float] = deque()
+        self.waiting: deque[defer.Deferred] = deque()
+        self.busy_since = 0.0  # when a command was sent with none in flight
+        self.last_reply = 0.0  # when a reply last arrived (the watchdog's clock)
         self.lost_reason = ""
+        self._out: list[bytes] = []
+        self._flush_call = None
 
-    def _build_command(self, *args, **kwargs):
+    def execute_command(self, *args: Any, **_: Any) -> defer.Deferred:
+        if self.transport is None or not self.connected:
+            return defer.fail(StorageUnavailable(self.lost_reason or "not connected"))
         try:
-            return hiredis.pack_command(args)
+            packed = hiredis.pack_command(args)
         except TypeError:
-            return hiredis.pack_command(tuple(_arg(a) for a in args))
+            packed = hiredis.pack_command(tuple(_arg(a) for a in args))
+        out = self._out
+        out.append(packed)
+        if self._flush_call is None:
+            self._flush_call = self.client.reactor.callLater(0, self._flush)
+        waiting = self.waiting
+        if not waiting:
+            self.busy_since = self.client.clock.seconds()
+        d = defer.Deferred()
+        waiting.append(d)
+        return d
 
-    def send(self, args: tuple) -> defer.Deferred:
-        sent = self.sent
-        sent.append(self.client.clock.seconds())
-        d = self.execute_command(*args, apply_timeout=False)
+    def _flush(self) -> None:
+        """End of the reactor turn: one write for every command issued in it."""
+        self._flush_call = None
+        out = self._out
+        if out and self.transport is not None:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            send_now(self.transport, data)
 
-        def done(result):
-            sent.popleft()
-            if isinstance(result, Failure):
-                if result.check(txredisapi.ConnectionError):
-                    reason = self.lost_reason or str(result.value) or "connection lost"
-                    raise StorageUnavailable(reason)
-                if result.check(txredisapi.ResponseError) and str(result.value).startswith(
-                    _NOT_READY
-                ):
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        reader = self._reader
+        reader.feed(data)
+        waiting = self.waiting
+        self.last_reply = self.client.clock.seconds()
+        while (reply := reader.gets()) is not False:
+            if not waiting:
+                if self.transport is not None and not self.transport.disconnecting:
+                    log.error("Reply from Redis that no command waits for: {r!r}", r=reply)
+                return
+            d = waiting.popleft()
+            if isinstance(reply, txredisapi.ResponseError):
+                if str(reply).startswith(_NOT_READY):
                     # A restarted Redis still loading its data, or a replica/cluster
                     # not ready: the same "come back later" as no connection.
-                    raise StorageUnavailable(str(result.value))
-            return result
-
-        return d.addBoth(done)
+                    reply = StorageUnavailable(str(reply))
+                d.errback(reply)
+            else:
+                d.callback(reply)
 
     def connectionMade(self):
         d = super().connectionMade()
@@ -94,6 +128,14 @@ class RedisProtocol(txredisapi.RedisProtocol):
 
     def connectionLost(self, why) -> None:
         self.client._lost(self)
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._out.clear()
+        reason = self.lost_reason or "connection lost"
+        waiting, self.waiting = self.waiting, deque()
+        for d in waiting:
+            d.errback(StorageUnavailable(reason))
         super().connectionLost(why)
 
 
@@ -129,7 +171,8 @@ class RedisClient:
         timeout: float = 10.0,
         retry: tuple[float, float] = (0.1, 1.0),
     ) -> None:
-        self.clock = reactor
+        self.reactor = reactor  # flushes commands at the end of a reactor turn
+        self.clock = reactor  # the watchdog's time (tests swap it for a task.Clock)
         self.password = password
         self.db = db
         self.timeout = timeout
@@ -178,8 +221,9 @@ class RedisClient:
 
     def _check_timeouts(self) -> None:
         proto = self._proto
-        if proto is not None and proto.sent:
-            if self.clock.seconds() - proto.sent[0] > self.timeout:
+        if proto is not None and proto.waiting:
+            quiet = self.clock.seconds() - max(proto.busy_since, proto.last_reply)
+            if quiet > self.timeout:
                 log.error("Redis did not answer within {t} s; reconnecting", t=self.timeout)
                 self._proto = None
                 proto.lost_reason = f"no reply within {self.timeout:g} s"
@@ -191,4 +235,4 @@ class RedisClient:
         proto = self._proto
         if proto is None:
             return defer.fail(StorageUnavailable("not connected"))
-        return proto.send(args)
+        return proto.execute_command(*args)

@@ -599,12 +599,11 @@ class Store:
     ) -> defer.Deferred:
         """Pop and reserve the next job: fires with its JSON bytes, None when
         the queues are empty, or 0 when the worker is quiet/terminating."""
-        d = self._fetch(self.redis, (self.prefix, repr(now), now_str, wid_json, wid, *queues))
-        return d.addCallback(lambda r: None if r is None else r)
+        return self._fetch(self.redis, (self.prefix, repr(now), now_str, wid_json, wid, *queues))
 
     def ack(self, jid: str, day: str) -> defer.Deferred:
         """Fires with the reservation JSON bytes, or None if it was not reserved."""
-        return self._ack(self.redis, (self.prefix, jid, day)).addCallback(lambda r: r or None)
+        return self._ack(self.redis, (self.prefix, jid, day))
 
     def reservation(self, jid: str) -> defer.Deferred:
         return self.redis.execute_command("HGET", self.prefix + "working", jid)

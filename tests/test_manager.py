@@ -97,8 +97,12 @@ async def env(redis):
 def fetching(env: Env, *queues: str, manager: Manager | None = None, wid: str = ""):
     """Start a FETCH without waiting for it: a Deferred of the job dict or None."""
     m = manager or env.manager
-    d = defer.Deferred.fromCoroutine(m.fetch(list(queues), wid))
-    return d.addCallback(lambda raw: None if raw is None else json.loads(raw))
+
+    async def run():
+        raw = await m.fetch(list(queues), wid)
+        return None if raw is None else json.loads(raw)
+
+    return defer.Deferred.fromCoroutine(run())
 
 
 async def settled(d: defer.Deferred, timeout: float = 5.0):
@@ -480,3 +484,38 @@ async def test_a_job_the_fail_middleware_chokes_on_does_not_block_the_reaper(env
     [(stored, _)] = await env.zset("retries")
     assert stored["jid"] == "normal-01"
     assert await env.store.reservation("cursed-01") is not None  # still held, retried later
+
+
+@pytest_twisted.ensureDeferred
+async def test_middleware_about_custom_keys_sees_only_those_jobs(env):
+    seen: dict[str, list[str]] = {"push": [], "fetch": [], "settled": [], "every": []}
+
+    def recorder(chain):
+        def fn(job, *rest):
+            seen[chain].append(job["jid"])
+
+        return fn
+
+    for chain in ("push", "fetch", "settled"):
+        env.manager.use(chain, recorder(chain), custom=("flag",))
+    env.manager.use("settled", recorder("every"))  # no filter: every job
+    await env.push(jid="plain-001")
+    await env.push(jid="other-001", custom={"unrelated": 1})
+    # A job whose args merely mention the key is decoded at FETCH, but the
+    # middleware is still skipped: only the ``custom`` object counts.
+    await env.push(jid="looks-001", args=['"flag"'])
+    await env.push(jid="flagged-1", custom={"flag": True})
+    fetched = [(await env.fetch())["jid"] for _ in range(4)]
+    for jid in fetched:
+        await env.manager.ack(jid)
+    assert seen["push"] == seen["fetch"] == seen["settled"] == ["flagged-1"]
+    assert sorted(seen["every"]) == sorted(["plain-001", "other-001", "looks-001", "flagged-1"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_fetch_middleware_without_a_filter_sees_every_job(env):
+    seen = []
+    env.manager.use("fetch", lambda job: seen.append(job["jid"]))
+    await env.push(jid="any-00001")
+    assert (await env.fetch())["jid"] == "any-00001"
+    assert seen == ["any-00001"]

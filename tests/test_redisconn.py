@@ -107,3 +107,61 @@ async def test_unanswered_command_times_out_and_drops_the_connection(tmp_path):
     finally:
         mute.close()
         os.unlink(path)
+
+
+class _Client:
+    """What RedisProtocol needs of its RedisClient, on a fake clock."""
+
+    def __init__(self) -> None:
+        self.reactor = self.clock = task.Clock()
+        self.password = None
+        self.db = 0
+        self.ready = []
+
+    def _ready(self, proto) -> None:
+        self.ready.append(proto)
+
+    def _lost(self, proto) -> None:
+        pass
+
+
+def test_commands_of_one_reactor_turn_go_out_in_one_write_and_replies_match_in_order():
+    from twisted.internet.testing import StringTransport
+
+    from faktory.redisconn import RedisProtocol
+
+    client = _Client()
+    proto = RedisProtocol(client)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    assert client.ready == [proto]
+    writes = []
+    transport.write = writes.append  # count the writes
+    a = proto.execute_command("SET", "k", "v")
+    b = proto.execute_command("INCRBY", "n", 2)
+    c = proto.execute_command("EVALSHA", "0" * 40, 0)
+    d = proto.execute_command("GET", "k")
+    assert writes == []  # nothing until the end of the turn
+    client.reactor.advance(0)
+    assert len(writes) == 1
+    assert writes[0].count(b"*") == 4 and b"INCRBY" in writes[0]
+    proto.dataReceived(b"+OK\r\n:2\r\n-NOSCRIPT No matching script\r\n$1\r")
+    assert a.result == b"OK" and b.result == 2
+    assert not d.called  # its reply is not complete yet
+    with pytest.raises(txredisapi.ResponseError, match="NOSCRIPT"):
+        c.result.raiseException()
+    c.addErrback(lambda f: None)
+    proto.dataReceived(b"\nv\r\n")
+    assert d.result == b"v"
+    # A Redis still loading its data is "unavailable", like no connection.
+    e = proto.execute_command("GET", "k")
+    client.reactor.advance(0)
+    proto.dataReceived(b"-LOADING Redis is loading the dataset in memory\r\n")
+    assert e.result.check(StorageUnavailable)
+    e.addErrback(lambda f: None)
+    # Commands in flight when the connection drops fail the same way.
+    f = proto.execute_command("GET", "k")
+    proto.connectionLost(Exception("gone"))
+    assert f.result.check(StorageUnavailable)
+    f.addErrback(lambda f: None)
+    assert not client.reactor.getDelayedCalls()  # the pending flush was cancelled

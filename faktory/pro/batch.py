@@ -397,8 +397,8 @@ class BatchPlugin:
         self.server = server
         self.store = BatchStore(server.store)
         server.factory.add_command("BATCH", self.command)
-        server.manager.use("push", self.on_push)
-        server.manager.use("settled", self.on_settled)
+        server.manager.use("push", self.on_push, custom=("bid",))
+        server.manager.use("settled", self.on_settled, custom=("bid", "_cb"))
         server.add_task("batch-index", 60, self.sweep_index)
         server.add_web_page(WebPage(path="batches", title="Batches", render=self.render_page))
 

@@ -48,8 +48,8 @@ class ExpiringPlugin:
     def setup(self, server) -> None:
         self.server = server
         self.store = ExpiringStore(server.store)
-        server.manager.use("push", self.on_push)
-        server.manager.use("fetch", self.on_fetch)
+        server.manager.use("push", self.on_push, custom=("expires_in", "expires_at"))
+        server.manager.use("fetch", self.on_fetch, custom=("expires_at",))
         server.admin.add_info(self.add_info)
 
     def shutdown(self, server) -> None:

@@ -120,9 +120,9 @@ class TrackingPlugin:
         self.server = server
         self.store = TrackingStore(server.store)
         server.factory.add_command("TRACK", self.command)
-        server.manager.use("push", self.on_push)
-        server.manager.use("fetch", self.on_fetch)
-        server.manager.use("settled", self.on_settled)
+        server.manager.use("push", self.on_push, custom=("track",))
+        server.manager.use("fetch", self.on_fetch, custom=("track",))
+        server.manager.use("settled", self.on_settled, custom=("track",))
 
     def shutdown(self, server) -> None:
         pass

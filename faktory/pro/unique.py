@@ -92,9 +92,9 @@ class UniquePlugin:
     def setup(self, server) -> None:
         self.server = server
         self.store = UniqueStore(server.store)
-        server.manager.use("push", self.on_push)
-        server.manager.use("fetch", self.on_fetch)
-        server.manager.use("settled", self.on_settled)
+        server.manager.use("push", self.on_push, custom=("unique_for",))
+        server.manager.use("fetch", self.on_fetch, custom=("unique_for",))
+        server.manager.use("settled", self.on_settled, custom=("unique_for",))
 
     def shutdown(self, server) -> None:
         pass
