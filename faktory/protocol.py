@@ -97,6 +97,9 @@ class FaktoryProtocol(LineReceiver):
     def connectionMade(self) -> None:
         server = self.factory.server
         self.MAX_LENGTH = server.max_line_length
+        if hasattr(self.transport, "setTcpNoDelay"):
+            # Replies are whole and waited for: send them now, as Go's server does.
+            self.transport.setTcpNoDelay(True)
         # A client that never says HELLO is cut off after HANDSHAKE_TIMEOUT; a
         # flood of them is capped too, so they cannot use up file descriptors.
         self._unidentified = True

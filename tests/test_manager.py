@@ -356,6 +356,23 @@ async def test_undecodable_queue_entry_goes_dead_not_lost(env):
     assert dead == [b"{not json"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_escaped_jid_and_reserve_for_are_read_right_at_fetch(env):
+    # FETCH reads the jid of a plain job without decoding it; these need the decoder.
+    for jid, extra in (
+        ('quo"te-001', {}),
+        ("back\\slash-1", {}),
+        ("plain-0001", {"reserve_for": 600}),
+    ):
+        await env.push(jid=jid, queue="esc", **extra)
+        job = await env.fetch("esc")
+        assert job["jid"] == jid
+        reservation = json.loads(await env.store.reservation(jid))
+        assert reservation["job"]["jid"] == jid
+        expected = 600 if extra else 1800
+        assert reservation["expiry"] == pytest.approx(env.now + expected, abs=1)
+
+
 # -- the waiting FETCH --------------------------------------------------------
 
 
