@@ -1,6 +1,9 @@
 """Load generator for any Faktory server, shaped like the real server's own
 load test (``test/load`` in its repository): N connections, 5 queues, half
-the connections pushing and half fetching + ACKing, 1% of fetched jobs FAILed.
+the connections pushing and half fetching + ACKing, 1% of fetched jobs FAILed;
+like it, each side shares one job count (a connection that is ahead takes more
+of the work) and pushes what the Go client sends for ``NewJob("SomeJob", 1,
+"string", 3)``.
 
     python bench/load.py --url tcp://127.0.0.1:7419 --jobs 30000 --connections 10
     python bench/load.py --mode push --jobs 100000 --connections 4
@@ -47,44 +50,50 @@ QUEUES = [f"queue{i}" for i in range(5)]
 PUSH, FETCH, ACK, FAIL = range(4)
 
 
-def push_line(tag: bytes, i: int, queue: str, at: str = "") -> bytes:
-    """What the Go client's ``NewJob("SomeJob", 1, "string", 3)`` puts on the wire."""
+def push_line(tag: bytes, i: int, queue: str, at: str = "", created: bytes = b"") -> bytes:
+    """What the Go client's ``NewJob("SomeJob", 1, "string", 3)`` puts on the wire
+    (same keys, same order; the jid is ours, so runs and processes never collide)."""
     extra = b',"at":"%s"' % at.encode() if at else b""
+    created = created or _now_rfc3339()
     return (
-        b'PUSH {"jid":"%s%09d","type":"SomeJob","jobtype":"SomeJob","queue":"%s",'
-        b'"args":[1,"string",3],"retry":25,"priority":5%s}' % (tag, i, queue.encode(), extra)
+        b'PUSH {"retry":25,"jid":"%s%09d","queue":"%s","jobtype":"SomeJob",'
+        b'"created_at":"%s","args":[1,"string",3]%s}' % (tag, i, queue.encode(), created, extra)
+    )
+
+
+def _now_rfc3339() -> bytes:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)).encode() + b".%06dZ" % (
+        int(t % 1 * 1e6)
     )
 
 
 class Slot:
-    """One connection's script: a role, a quota and its in-flight commands."""
+    """One connection's script: a role and its in-flight commands."""
 
-    __slots__ = (
-        "conn",
-        "role",
-        "quota",
-        "lines",
-        "sent",
-        "out",
-        "fetch_line",
-        "fetched",
-        "fetching",
-        "tag",
-        "next_kind",
-    )
+    __slots__ = ("conn", "role", "sent", "out", "fetch_line", "tag", "next_kind")
 
-    def __init__(self, conn: Conn, role: str, quota: int, queues: list[str], tag: bytes) -> None:
+    def __init__(self, conn: Conn, role: str, queues: list[str], tag: bytes) -> None:
         self.conn = conn
         self.role = role
-        self.quota = quota  # jobs to push or to fetch; -1 = until the deadline
-        self.lines: list[bytes] = []
         self.sent = 0
         self.out: deque = deque()
         self.fetch_line = b"FETCH " + " ".join(queues).encode() + b"\r\n"
-        self.fetched = 0
-        self.fetching = 0
         self.tag = tag
         self.next_kind = PUSH  # the "cycle" role alternates PUSH and FETCH
+
+
+class Quota:
+    """What one client process still has to do, shared by its connections like
+    the Go load test's counters: a connection that is ahead takes more of the
+    work, so the phase ends when the work is done, not when the slowest
+    connection has done a fixed share.  -1 = until the deadline."""
+
+    __slots__ = ("push", "pushed", "pop", "popping")
+
+    def __init__(self, push: int, pop: int) -> None:
+        self.push, self.pushed = push, 0  # PUSH lines to send / sent
+        self.pop, self.popping = pop, 0  # jobs to fetch / FETCHes sent that did not come back empty
 
 
 def worker(spec: dict, barrier, pipe) -> None:
@@ -95,18 +104,21 @@ def worker(spec: dict, barrier, pipe) -> None:
     fail_pct = spec["fail_pct"]
     collect = spec.get("collect_jids", False)
     slots: list[Slot] = []
-    for n, (role, quota) in enumerate(spec["slots"]):
+    quota = Quota(spec["push_quota"], spec["pop_quota"])
+    for n, role in enumerate(spec["roles"]):
         queues = list(QUEUES if not spec.get("queues") else spec["queues"])
         rng.shuffle(queues)
         tag = b"%s-%d-" % (spec["tag"].encode(), n)
-        slot = Slot(Conn(spec["url"]), role, quota, queues, tag)
-        if role == "push" and quota > 0:
-            at = spec.get("at", "")
-            slot.lines = [
-                push_line(tag, i, spec.get("queue") or rng.choice(QUEUES), at) + b"\r\n"
-                for i in range(quota)
-            ]
-        slots.append(slot)
+        slots.append(Slot(Conn(spec["url"]), role, queues, tag))
+    push_lines: list[bytes] = []
+    if quota.push > 0:
+        at = spec.get("at", "")
+        tag = spec["tag"].encode() + b"-"
+        created = _now_rfc3339()
+        push_lines = [
+            push_line(tag, i, spec.get("queue") or rng.choice(QUEUES), at, created) + b"\r\n"
+            for i in range(quota.push)
+        ]
     push_lat, fetch_lat = array("d"), array("d")
     counts = {"pushed": 0, "fetched": 0, "empty": 0, "acked": 0, "failed": 0, "errors": 0}
     errors: list[str] = []
@@ -125,20 +137,21 @@ def worker(spec: dict, barrier, pipe) -> None:
         stop = deadline is not None and time.monotonic() >= deadline
         if slot.role == "push":
             while len(out) < pipeline and not stop:
-                if slot.quota >= 0:
-                    if slot.sent >= slot.quota:
+                if quota.push >= 0:
+                    if quota.pushed >= quota.push:
                         break
-                    lines.append(slot.lines[slot.sent])
+                    lines.append(push_lines[quota.pushed])
                 else:
                     lines.append(push_line(slot.tag, slot.sent, rng.choice(QUEUES)) + b"\r\n")
+                quota.pushed += 1
                 slot.sent += 1
                 out.append((PUSH, clock()))
         elif slot.role == "pop":
             while len(out) < pipeline and not stop:
-                if slot.quota >= 0 and slot.fetched + slot.fetching >= slot.quota:
+                if quota.pop >= 0 and quota.popping >= quota.pop:
                     break
                 lines.append(slot.fetch_line)
-                slot.fetching += 1
+                quota.popping += 1
                 out.append((FETCH, clock()))
         elif not out and not stop:  # cycle: PUSH, FETCH(+ACK), PUSH, ...
             if slot.next_kind == PUSH:
@@ -148,7 +161,6 @@ def worker(spec: dict, barrier, pipe) -> None:
                 slot.next_kind = FETCH
             else:
                 lines.append(slot.fetch_line)
-                slot.fetching += 1
                 out.append((FETCH, clock()))
                 slot.next_kind = PUSH
         return lines
@@ -163,10 +175,8 @@ def worker(spec: dict, barrier, pipe) -> None:
                 counts["pushed"] += 1
                 push_lat.append(now - t0)
         elif kind == FETCH:
-            slot.fetching -= 1
             if isinstance(value, bytes):
                 fetch_lat.append(now - t0)
-                slot.fetched += 1
                 counts["fetched"] += 1
                 jid = jid_of(value)
                 if collect:
@@ -176,8 +186,11 @@ def worker(spec: dict, barrier, pipe) -> None:
                     return b'FAIL {"jid":"%s","errtype":"Bench","message":"1%% fail"}\r\n' % jid
                 slot.out.append((ACK, now))
                 return b'ACK {"jid":"%s"}\r\n' % jid
-            if value is None:
-                counts["empty"] += 1
+            else:
+                if slot.role == "pop":
+                    quota.popping -= 1  # nothing fetched: that FETCH is to be made again
+                if value is None:
+                    counts["empty"] += 1
         elif value is OK:
             counts["acked" if kind == ACK else "failed"] += 1
         return None
@@ -226,6 +239,12 @@ def worker(spec: dict, barrier, pipe) -> None:
     pipe.close()
 
 
+def _total(quotas) -> int:
+    """Sum of quotas; -1 (no quota: until the deadline) wins."""
+    quotas = list(quotas)
+    return -1 if any(q < 0 for q in quotas) else sum(quotas)
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -267,14 +286,19 @@ class Bench:
         """Run one phase: ``roles`` is one (role, quota) per connection, spread
         over the client processes.  Returns the merged measurements."""
         nproc = max(1, min(self.args.processes, len(roles)))
+        # Each process gets its share of the connections and of the work; its
+        # connections share that work (see Quota).
         barrier = mp.Barrier(nproc + 1)
         tag = extra.pop("tag", uuid.uuid4().hex[:6])
         fail_pct = extra.pop("fail_pct", self.args.fail_pct)
         procs, pipes = [], []
         for p in range(nproc):
+            mine = roles[p::nproc]
             spec = dict(
                 url=self.args.url,
-                slots=roles[p::nproc],
+                roles=[role for role, _ in mine],
+                push_quota=_total(q for role, q in mine if role == "push"),
+                pop_quota=_total(q for role, q in mine if role == "pop"),
                 pipeline=pipeline,
                 fail_pct=fail_pct,
                 duration=duration,
