@@ -577,6 +577,9 @@ def main(argv=None) -> int:
     p.add_argument(
         "--repeat", type=int, default=1, help="run the load test N times; print the median"
     )
+    p.add_argument(
+        "--warmup", type=int, default=5000, help="mixed jobs run first and not counted (0: none)"
+    )
     p.add_argument("--fail-pct", type=float, default=1.0)
     p.add_argument("--server-pid", type=int, action="append", help="default: auto-detect")
     p.add_argument("--redis-url", help="for INFO memory (default: the spawned Redis' socket)")
@@ -635,11 +638,13 @@ def median_of(results: list[dict], mode: str) -> dict:
     mid = runs[len(runs) // 2]
     rates = [r["jobs_per_s"] for r in runs]
     cpu = sorted(r["server_cpu_s_per_1000"] for r in runs)
+    gauge = sorted(r["redis_cpu_s_per_1000"] for r in runs)
     print(
         f"{mode}, median of {len(runs)} runs: {mid['jobs_per_s']} jobs/s"
         f" (all: {', '.join(map(str, rates))})"
         f" | FETCH p99 {mid['fetch_p99_ms']} ms, PUSH p99 {mid['push_p99_ms']} ms"
-        f" | server CPU per 1000 jobs median {cpu[len(cpu) // 2]:.3f} s",
+        f" | server CPU per 1000 jobs median {cpu[len(cpu) // 2]:.3f} s"
+        f" (Redis {gauge[len(gauge) // 2]:.3f} s)",
         flush=True,
     )
     return {"phase": f"{mode} median", "runs": len(runs), "rates": rates, "median": mid}
@@ -662,6 +667,11 @@ def run_bench(args) -> int:
         results = scenario_scheduled(b, args)
     else:
         results = []
+        if args.warmup:
+            # A new server (and its Redis) is slower for its first few thousand
+            # jobs: caches, allocators and Python's specializing interpreter warm up.
+            b.admin(b"FLUSH")
+            b.mixed(args.warmup, "warm-up (not counted)")
         for _ in range(max(1, args.repeat)):
             if not args.no_flush:
                 b.admin(b"FLUSH")

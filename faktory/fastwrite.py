@@ -22,7 +22,7 @@ _UNIX = (unix.Server, unix.Client)
 def send_now(transport, data: bytes) -> None:
     kind = type(transport)
     if (
-        (kind in _PLAIN or (kind in _UNIX and not transport._sendmsgQueue))
+        (kind in _PLAIN or (kind in _UNIX and not getattr(transport, "_sendmsgQueue", None)))
         and not transport._tempDataLen
         and not transport.dataBuffer
         and transport.connected
