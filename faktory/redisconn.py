@@ -108,8 +108,12 @@ class RedisProtocol(txredisapi.RedisProtocol):
         self.last_reply = self.client.clock.seconds()
         while (reply := reader.gets()) is not False:
             if not waiting:
+                # Out of step with Redis: every later reply would answer the
+                # wrong command.  Start again on a new connection.
                 if self.transport is not None and not self.transport.disconnecting:
                     log.error("Reply from Redis that no command waits for: {r!r}", r=reply)
+                    self.lost_reason = "out of step with Redis"
+                    self.transport.abortConnection()
                 return
             d = waiting.popleft()
             if isinstance(reply, txredisapi.ResponseError):

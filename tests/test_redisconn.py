@@ -165,3 +165,15 @@ def test_commands_of_one_reactor_turn_go_out_in_one_write_and_replies_match_in_o
     assert f.result.check(StorageUnavailable)
     f.addErrback(lambda f: None)
     assert not client.reactor.getDelayedCalls()  # the pending flush was cancelled
+
+
+def test_a_reply_nobody_waits_for_drops_the_connection():
+    from twisted.internet.testing import StringTransport
+
+    from faktory.redisconn import RedisProtocol
+
+    proto = RedisProtocol(_Client())
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(b"+OK\r\n")  # out of step: later replies would be misread
+    assert transport.disconnecting
