@@ -144,6 +144,13 @@ def _no_constant(name: str) -> Any:
 
 
 _decoder = json.JSONDecoder(parse_constant=_no_constant)
+_stored_decoder = json.JSONDecoder()
+
+
+def loads_stored(raw: bytes) -> Any:
+    """Decode JSON the server stored itself (UTF-8): without ``json.loads``'
+    encoding detection, which every ACK would pay for."""
+    return _stored_decoder.decode(raw.decode())
 
 
 def validate(obj: Any, now: float | None = None) -> dict:

@@ -313,7 +313,7 @@ class Manager:
             if raw is not None:
                 if not self.middleware["fetch"]:
                     return raw
-                job = json.loads(raw)
+                job = jobs.loads_stored(raw)
                 try:
                     pending = self._chain("fetch", job)  # no coroutine when all answer at once
                     if pending is not None:
@@ -360,7 +360,7 @@ class Manager:
             log.debug("ACK for unknown job {jid}", jid=jid)
             return None
         if self.middleware["ack"] or self.middleware["settled"]:
-            reservation = json.loads(raw)
+            reservation = jobs.loads_stored(raw)
             job = reservation.pop("job")
             pending = self._chain("ack", job)
             if pending is not None:

@@ -543,16 +543,16 @@ class Script:
         self.sha = hashlib.sha1(self.source).hexdigest()
 
     def __call__(self, redis, args: Iterable[Any]) -> defer.Deferred:
-        args = tuple(args)
+        if type(args) is not tuple:
+            args = tuple(args)
         d = redis.execute_command("EVALSHA", self.sha, 0, *args)
+        return d.addErrback(self._noscript, redis, args)
 
-        def noscript(failure):
-            failure.trap(txredisapi.ResponseError)
-            if not str(failure.value).startswith("NOSCRIPT"):
-                return failure
-            return redis.execute_command("EVAL", self.source, 0, *args)
-
-        return d.addErrback(noscript)
+    def _noscript(self, failure, redis, args: tuple) -> Any:
+        failure.trap(txredisapi.ResponseError)
+        if not str(failure.value).startswith("NOSCRIPT"):
+            return failure
+        return redis.execute_command("EVAL", self.source, 0, *args)
 
 
 def _s(value: bytes | str | None) -> str | None:
