@@ -88,6 +88,7 @@ _parsed: tuple[str, float] = ("", 0.0)
 
 def parse_time(value: str) -> float:
     """Parse an RFC3339(Nano) timestamp into Unix seconds; ValueError if malformed."""
+    global _parsed
     # Fast path for our own UTC stamps (``format_time``): every ACK reads
     # one, and most fall in the second parsed last time.
     if value[:19] == _parsed[0] and value[-1:] == "Z":
@@ -98,13 +99,8 @@ def parse_time(value: str) -> float:
             return _parsed[1] + float(frac)
     ts = _parse_time(value)
     if len(value) >= 20 and value[-1] in "Zz" and value[19] in ".Zz":
-        _remember(value[:19], ts)
+        _parsed = (value[:19], float(int(ts)))
     return ts
-
-
-def _remember(base: str, ts: float) -> None:
-    global _parsed
-    _parsed = (base, float(int(ts)))
 
 
 def _parse_time(value: str) -> float:

@@ -289,8 +289,12 @@ class Manager:
         callbacks; waiting and middleware take the slower ``_fetch`` loop."""
         now = self.now()
         pushes = self._pushes
-        d = self.store.fetch(queues, now, format_time(now), wid, _json_str(wid))
+        d = self._reserve(queues, wid, now)
         return d.addCallback(self._fetched, queues, wid, ctx, now + FETCH_WAIT, pushes)
+
+    def _reserve(self, queues: list[str], wid: str, now: float) -> defer.Deferred:
+        """One FETCH script: pop and reserve the next job (bytes), None, or 0 (quiet)."""
+        return self.store.fetch(queues, now, format_time(now), wid, _json_str(wid))
 
     def _fetched(self, raw, queues, wid, ctx, deadline, pushes):
         if raw:
@@ -338,8 +342,7 @@ class Manager:
                 if remaining <= 0 or not await self._park(queues, remaining, ctx):
                     return None
             pushes = self._pushes
-            now = self.now()
-            raw = await self.store.fetch(queues, now, format_time(now), wid, _json_str(wid))
+            raw = await self._reserve(queues, wid, self.now())
 
     async def release(self, job: dict) -> None:
         """Undo a reservation without counting it (e.g. a FETCH middleware refusal)."""

@@ -221,13 +221,7 @@ class FaktoryProtocol(LineReceiver):
 
     def _answer_ok(self, result: Any) -> None:
         """``_answer`` for commands whose success is ``+OK`` (PUSH, ACK, FAIL)."""
-        try:
-            if isinstance(result, Failure):
-                self._reply_failure(result)
-            else:
-                send_now(self.transport, b"+OK\r\n")
-        finally:
-            self._next()
+        self._answer(result if isinstance(result, Failure) else OK)
 
     def _hand_back(self, raw: bytes) -> None:
         """The client left while its job was being reserved: nobody will run
@@ -368,7 +362,7 @@ class FaktoryProtocol(LineReceiver):
             raise CommandError(f"invalid FAIL {arg}")
         if not jid:
             raise CommandError("missing JID")
-        return _as_ok(
+        return defer.Deferred.fromCoroutine(
             self.factory.server.manager.fail(
                 jid, data.get("errtype"), data.get("message"), data.get("backtrace")
             )
@@ -439,22 +433,13 @@ class FaktoryProtocol(LineReceiver):
 _NO_REPLY = object()
 
 
-def _as_ok(result) -> defer.Deferred:
-    """``+OK`` once a manager call (a Deferred, or a coroutine) has finished."""
-    if not isinstance(result, defer.Deferred):
-        result = defer.Deferred.fromCoroutine(result)
-    return result.addCallback(_ok)
-
-
-def _ok(_: Any) -> _OK:
-    return OK
-
-
 Command = Callable[[FaktoryProtocol, str], Any]
 
 # Built-in handlers returning a Deferred whose success means ``+OK``: answered
 # without an extra callback to turn their result into OK.
-_OK_WHEN_DONE = frozenset({FaktoryProtocol.cmd_push, FaktoryProtocol.cmd_ack})
+_OK_WHEN_DONE = frozenset(
+    {FaktoryProtocol.cmd_push, FaktoryProtocol.cmd_ack, FaktoryProtocol.cmd_fail}
+)
 
 
 class FaktoryFactory(protocol.Factory):

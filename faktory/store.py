@@ -471,8 +471,6 @@ end
 return out
 """
 
-# ARGV: prefix, op (pause | resume | remove), queue...  Only known queues
-# are touched.  remove deletes every job of the queue.  Returns how many.
 # One bounded MUTATE step over a sorted set (see admin.Admin.mutate).
 # ARGV: prefix, origin, set name, cursor, MATCH glob, op (discard|kill|requeue),
 # now_str, dead score, jobtype needle ('' = any), jid...
@@ -511,6 +509,8 @@ return {res[1], n}
 """
 )
 
+# ARGV: prefix, op (pause | resume | remove), queue...  Only known queues
+# are touched.  remove deletes every job of the queue.  Returns how many.
 QUEUE_CONTROL = """
 local p, op, n = ARGV[1], ARGV[2], 0
 for i = 3, #ARGV do
