@@ -1,8 +1,17 @@
-import shutil
-
 import pytest
+import pytest_twisted
+from inproc import SpawnedRedis
 
 from helpers import ServerProcess
+
+
+@pytest_twisted.async_yield_fixture(scope="module")
+async def redis():
+    """A real redis-server for the in-process tests of a module (give each
+    test its own key prefix)."""
+    r = await SpawnedRedis().start()
+    yield r
+    await r.stop()
 
 
 @pytest.fixture
@@ -10,8 +19,7 @@ def server():
     """A fresh real server (spawned Redis, real sockets) for one test."""
     srv = ServerProcess().start()
     yield srv
-    srv.stop()
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    srv.discard()
 
 
 @pytest.fixture
@@ -27,8 +35,7 @@ def srv():
     give each test its own queue names)."""
     s = ServerProcess().start()
     yield s
-    s.stop()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
+    s.discard()
 
 
 @pytest.fixture

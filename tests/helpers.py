@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -115,6 +116,11 @@ class ServerProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def discard(self) -> None:
+        """Stop it and delete its data dir: the end of a throw-away server."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def client(self, **kw) -> Client:
         return Client(port=self.port, **kw)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 
 from twisted.internet import defer, reactor, task
 
 from faktory.redisproc import RedisProcess
+from faktory.server import FaktoryServer, Settings
 from helpers import short_tmpdir
 
 
@@ -30,6 +32,22 @@ class SpawnedRedis:
     async def stop(self) -> None:
         await defer.maybeDeferred(self.process.stopService)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+async def start_server(redis_url: str, **settings) -> FaktoryServer:
+    """A FaktoryServer on this reactor: work protocol on a free loopback port,
+    no web UI, its own key prefix on ``redis_url`` (``settings`` override)."""
+    s = {
+        "bind": "tcp:0:interface=127.0.0.1",
+        "web": None,
+        "redis_url": redis_url,
+        "prefix": f"t{uuid.uuid4().hex[:8]}:",
+        **settings,
+    }
+    server = FaktoryServer(Settings(**s), reactor)
+    server.startService()
+    await server.ready
+    return server
 
 
 async def until(cond: Callable[[], object], timeout: float = 5.0, what: str = "condition"):

@@ -94,8 +94,7 @@ def filled():
     before = contents(srv.data_dir)
     srv.start()
     yield srv, jids, before
-    srv.stop()
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    srv.discard()
 
 
 def test_cli_backup_wipe_restore_brings_every_job_back(filled, tmp_path):

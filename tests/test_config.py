@@ -18,7 +18,7 @@ from helpers import Client, ServerProcess, config_dir, free_port, pwdhash, short
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("FAKTORY_")}
 
 
-def run_server(*args, env=None, timeout=20):
+def run_server(*args, env=None, timeout=20, port=None):
     """Start a server expected to refuse to start; returns (returncode, output)."""
     proc = subprocess.run(
         [
@@ -29,7 +29,7 @@ def run_server(*args, env=None, timeout=20):
             "--web",
             "none",
             "--bind",
-            f"tcp:{free_port()}:interface=127.0.0.1",
+            f"tcp:{port or free_port()}:interface=127.0.0.1",
             *args,
         ],
         capture_output=True,
@@ -224,30 +224,11 @@ def test_a_server_that_cannot_start_exits_non_zero():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
-        port = busy.getsockname()[1]
         d = short_tmpdir()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "twisted",
-                "faktory",
-                "--web",
-                "none",
-                "-d",
-                d,
-                "--bind",
-                f"tcp:{port}:interface=127.0.0.1",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=ENV,
-            cwd="/tmp",
-        )
+        rc, out = run_server("-d", d, port=busy.getsockname()[1], timeout=30)
         shutil.rmtree(d, ignore_errors=True)
-    assert proc.returncode == 1, proc.stdout[-2000:]
-    assert "failed to start" in proc.stdout + proc.stderr
+    assert rc == 1, out[-2000:]
+    assert "failed to start" in out
     assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_redis_on(p, d)]
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import time
@@ -81,8 +80,7 @@ def test_acknowledged_pushes_survive_kill_9_of_redis_and_server(fsync):
         assert sorted(stored_jids(srv, "durable")) == sorted(acked)
         assert srv.client().info()["faktory"]["queues"]["durable"] == len(acked)
     finally:
-        srv.stop()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        srv.discard()
 
 
 def test_sigterm_answers_the_waiting_fetch_then_stops_redis_and_exits():
@@ -123,5 +121,4 @@ def test_sigterm_answers_the_waiting_fetch_then_stops_redis_and_exits():
         srv.start()
         assert srv.client().fetch("kept")["jid"] == jid
     finally:
-        srv.stop()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        srv.discard()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -144,8 +143,7 @@ def test_kill_9_of_server_and_redis_under_load_loses_no_acknowledged_job():
         assert info["queues"].get(QUEUE, 0) == len(places["queued"])
         assert info["sets"]["working"] == len(places["working"])
     finally:
-        srv.stop()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        srv.discard()
 
 
 def test_kill_9_of_redis_under_load_clients_see_errors_then_nothing_is_lost():
@@ -170,8 +168,7 @@ def test_kill_9_of_redis_under_load_clients_see_errors_then_nothing_is_lost():
         check_accounting(load, stored(srv))
         assert srv.proc.poll() is None
     finally:
-        srv.stop()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        srv.discard()
 
 
 def test_worker_killed_mid_job_gets_its_job_retried_after_a_restart():
@@ -210,5 +207,4 @@ def test_worker_killed_mid_job_gets_its_job_retried_after_a_restart():
         assert again["jid"] == jid and again["failure"]["retry_count"] == 0
         assert c.call(json.dumps({"jid": jid}).join(("ACK ", ""))) == "OK"
     finally:
-        srv.stop()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        srv.discard()

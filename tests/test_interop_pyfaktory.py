@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,8 +39,7 @@ def wait_for(cond, timeout: float, what: str):
 def server():
     srv = ServerProcess().start()
     yield srv
-    srv.stop()
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    srv.discard()
 
 
 @pytest.fixture(scope="module")
@@ -180,5 +178,4 @@ def test_password_protected_server():
         with pytest.raises(FaktroyWorkProtocolError, match="Invalid password"):
             bad.connect()
     finally:
-        srv.stop()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        srv.discard()

@@ -7,16 +7,14 @@ import json
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 import pytest_twisted
-from inproc import SpawnedRedis
-from twisted.internet import defer, reactor, threads
+from inproc import start_server
+from twisted.internet import defer, threads
 from twisted.logger import globalLogPublisher
 
 from faktory import protocol
-from faktory.server import FaktoryServer, Settings
 from helpers import Client, ServerProcess
 
 
@@ -136,20 +134,10 @@ def test_a_client_that_never_reads_its_replies_stops_being_read(small):
 
 
 @pytest_twisted.async_yield_fixture(scope="module")
-async def inproc():
-    redis = await SpawnedRedis().start()
-    settings = Settings(
-        bind="tcp:0:interface=127.0.0.1",
-        web=None,
-        redis_url=redis.url,
-        prefix=f"l{uuid.uuid4().hex[:6]}:",
-    )
-    srv = FaktoryServer(settings, reactor)
-    srv.startService()
-    await srv.ready
+async def inproc(redis):
+    srv = await start_server(redis.url)
     yield srv, srv.ports["work"].getHost().port
     await srv.stopService()
-    await redis.stop()
 
 
 @pytest_twisted.ensureDeferred

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 import pytest_twisted
-from inproc import SpawnedRedis, until
+from inproc import until
 from twisted.internet import defer, reactor, task
 
 from faktory import job as jobs
@@ -23,13 +23,6 @@ from faktory.manager import FETCH_WAIT, Manager, retry_delay
 from faktory.store import Store, connect
 
 DAY = 86400
-
-
-@pytest_twisted.async_yield_fixture(scope="module")
-async def redis():
-    r = await SpawnedRedis().start()
-    yield r
-    await r.stop()
 
 
 class Env:

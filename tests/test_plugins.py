@@ -127,8 +127,7 @@ def audited(plugin_path):
     srv = ServerProcess(args=["--config-dir", _config_dir(AUDIT_TOML)], env=_env(plugin_path))
     srv.start()
     yield srv
-    srv.stop()
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    srv.discard()
 
 
 def _audit(client, count: int = 100) -> list[dict]:

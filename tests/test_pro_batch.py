@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import urllib.request
 import uuid
@@ -290,10 +289,8 @@ def test_callbacks_fire_exactly_once_with_two_servers():
                 "2",
             )
     finally:
-        b.stop()
-        a.stop()
-        shutil.rmtree(a.data_dir, ignore_errors=True)
-        shutil.rmtree(b.data_dir, ignore_errors=True)
+        b.discard()
+        a.discard()
 
 
 def test_pyfaktory_batch_api(srv, c):

@@ -171,10 +171,8 @@ def test_two_servers_enqueue_once_per_minute(conf):
         assert "&lt;two&gt;" in page and "<two>" not in page
     finally:
         if b is not None:
-            b.stop()
-            shutil.rmtree(b.data_dir, ignore_errors=True)
-        a.stop()
-        shutil.rmtree(a.data_dir, ignore_errors=True)
+            b.discard()
+        a.discard()
 
 
 def test_bad_cron_config_stops_startup():
@@ -184,8 +182,7 @@ def test_bad_cron_config_stops_startup():
         s.proc.wait(30)
         assert "[[cron]] entry 1: minute value out of range" in s.log()
     finally:
-        s.stop()
-        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.discard()
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -221,6 +218,5 @@ def test_sighup_reloads_entries_and_survives_a_broken_config():
             == "OK"
         )
     finally:
-        s.stop()
-        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.discard()
         shutil.rmtree(d, ignore_errors=True)

@@ -30,8 +30,7 @@ def srv():
     ).start()
     s.gateway_port = gw
     yield s
-    s.stop()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
+    s.discard()
 
 
 def connect(srv, **kw) -> redis.Redis:
@@ -133,8 +132,7 @@ def test_gateway_from_config_needs_a_password():
         s.proc.wait(30)  # refuses to expose Redis unprotected
         assert "the Redis gateway needs a password" in s.log()
     finally:
-        s.stop()
-        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.discard()
         shutil.rmtree(conf, ignore_errors=True)
 
 
@@ -149,6 +147,5 @@ def test_gateway_from_config_with_its_own_password():
         assert r.llen("fk:q:own:5") == 1
         r.close()
     finally:
-        s.stop()
-        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.discard()
         shutil.rmtree(conf, ignore_errors=True)

@@ -46,8 +46,7 @@ def srv(udp):
     )
     s = ServerProcess(args=["--config-dir", conf]).start()
     yield s
-    s.stop()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
+    s.discard()
     shutil.rmtree(conf, ignore_errors=True)
 
 
@@ -159,8 +158,7 @@ def test_prometheus_endpoint_shared_by_two_servers(srv):
             time.sleep(0.2)
         assert scrape(srv.web_port)[key] == 2
     finally:
-        other.stop()
-        shutil.rmtree(other.data_dir, ignore_errors=True)
+        other.discard()
     c.close()
 
 
@@ -172,6 +170,5 @@ def test_bad_statsd_tag_refuses_to_start():
             s.start()
         assert "reserved" in s.log()
     finally:
-        s.stop()
-        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.discard()
         shutil.rmtree(conf, ignore_errors=True)

@@ -169,8 +169,7 @@ def test_bad_throttle_config_stops_startup():
         s.proc.wait(30)  # the server stops instead of running unthrottled
         assert "[throttles] q: concurrency must be a whole number >= 0" in s.log()
     finally:
-        s.stop()
-        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.discard()
         shutil.rmtree(conf, ignore_errors=True)
 
 
@@ -193,6 +192,5 @@ def test_sighup_applies_new_limits():
         assert w2.fetch("rl", "rl-other")["queue"] == "rl"
         assert w2.fetch("rl", "rl-other")["queue"] == "rl-other"
     finally:
-        s.stop()
-        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.discard()
         shutil.rmtree(conf, ignore_errors=True)

@@ -4,7 +4,6 @@ lock is cluster-wide and released as the reference documents."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 import uuid
@@ -22,10 +21,8 @@ def pair():
     a = ServerProcess(web=False).start()
     b = ServerProcess(args=["--redis-url", redis_socket(a)], web=False).start()
     yield a, b
-    b.stop()
-    a.stop()
-    shutil.rmtree(a.data_dir, ignore_errors=True)
-    shutil.rmtree(b.data_dir, ignore_errors=True)
+    b.discard()
+    a.discard()
 
 
 @pytest.fixture

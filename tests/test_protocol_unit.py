@@ -12,12 +12,11 @@ import uuid
 
 import pytest
 import pytest_twisted
-from inproc import SpawnedRedis, until, until_true
-from twisted.internet import reactor, task
+from inproc import start_server, until, until_true
+from twisted.internet import task
 from twisted.internet.testing import StringTransport
 
 from faktory.protocol import password_hash
-from faktory.server import FaktoryServer, Settings
 from helpers import pwdhash
 
 VECTOR = ("foobar", "55104dc76695721d", 1545)
@@ -25,20 +24,10 @@ VECTOR_HASH = "6d877f8e5544b1f2598768f817413ab8a357afffa924dedae99eb91472d4ec30"
 
 
 @pytest_twisted.async_yield_fixture(scope="module")
-async def server():
-    redis = await SpawnedRedis().start()
-    settings = Settings(
-        bind="tcp:0:interface=127.0.0.1",
-        web=None,
-        redis_url=redis.url,
-        prefix=f"u{uuid.uuid4().hex[:6]}:",
-    )
-    srv = FaktoryServer(settings, reactor)
-    srv.startService()
-    await srv.ready
+async def server(redis):
+    srv = await start_server(redis.url)
     yield srv
     await srv.stopService()
-    await redis.stop()
 
 
 class Conn:

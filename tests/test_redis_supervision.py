@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import time
@@ -22,8 +21,7 @@ from helpers import ReplyError, ServerProcess
 def server():
     srv = ServerProcess(web=False).start()
     yield srv
-    srv.stop()
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    srv.discard()
 
 
 def redis_pid(srv: ServerProcess, timeout: float = 10.0, other_than: int | None = None) -> int:

@@ -19,13 +19,6 @@ def client_for(path: str, **kw) -> RedisClient:
     return RedisClient(endpoints.UNIXClientEndpoint(reactor, path), reactor, **kw)
 
 
-@pytest_twisted.async_yield_fixture(scope="module")
-async def redis():
-    r = await SpawnedRedis().start()
-    yield r
-    await r.stop()
-
-
 @pytest_twisted.ensureDeferred
 async def test_replies_errors_and_pipelining(redis):
     c = client_for(redis.process.socket)

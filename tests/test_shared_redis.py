@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -27,10 +26,8 @@ def servers():
         web=False, args=["--redis-url", "unix://" + os.path.join(a.data_dir, "redis.sock")]
     ).start()
     yield a, b
-    b.stop()
-    a.stop()
-    for srv in (a, b):
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+    b.discard()
+    a.discard()
 
 
 def pushb(client, jobs):

@@ -36,8 +36,7 @@ def server():
     srv = ServerProcess().start()
     wait_for_port(srv.web_port)
     yield srv
-    srv.stop()
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    srv.discard()
 
 
 @pytest.fixture(scope="module")
@@ -336,5 +335,4 @@ def test_password_protected_ui(browser):
         c.close()
     finally:
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
-        srv.stop()
-        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        srv.discard()

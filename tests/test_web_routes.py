@@ -13,6 +13,7 @@ import uuid
 from html import unescape
 
 import pytest_twisted
+from inproc import start_server
 from treq.testing import StubTreq
 from twisted.internet import defer, reactor, task
 from twisted.python.failure import Failure
@@ -20,24 +21,12 @@ from twisted.web.template import tags
 
 from faktory.job import format_time
 from faktory.plugin import WebPage
-from faktory.redisproc import RedisProcess
-from faktory.server import FaktoryServer, Settings
+from faktory.server import FaktoryServer
 from faktory.web import WebUI
 from faktory.web.app import queue_token
 from helpers import short_tmpdir
 
 HOST = "http://faktory.test"
-
-
-@pytest_twisted.async_yield_fixture(scope="module")
-async def redis_url():
-    data_dir = short_tmpdir("fkw")
-    proc = RedisProcess(data_dir, reactor, fsync="no")
-    proc.startService()
-    await proc.ready
-    yield "unix://" + proc.socket
-    await defer.maybeDeferred(proc.stopService)
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class Web:
@@ -109,21 +98,12 @@ class Web:
 
 
 @pytest_twisted.async_yield_fixture
-async def web(redis_url):
-    settings = Settings(
-        bind="tcp:0:interface=127.0.0.1",
-        web=None,
-        data_dir=short_tmpdir("fkd"),
-        redis_url=redis_url,
-        prefix=f"t{uuid.uuid4().hex[:8]}:",
-    )
-    server = FaktoryServer(settings, reactor)
-    server.startService()
-    await server.ready
+async def web(redis):
+    server = await start_server(redis.url, data_dir=short_tmpdir("fkd"))
     yield Web(server)
     await server.store.flush()
     await defer.maybeDeferred(server.stopService)
-    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    shutil.rmtree(server.settings.data_dir, ignore_errors=True)
 
 
 def rows(html: str) -> list[str]:

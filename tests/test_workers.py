@@ -7,18 +7,10 @@ import time
 import uuid
 
 import pytest_twisted
-from inproc import SpawnedRedis
 from twisted.internet import reactor, task
 
 from faktory.store import Store, connect
 from faktory.workers import HEARTBEAT_TTL, Workers
-
-
-@pytest_twisted.async_yield_fixture(scope="module")
-async def redis():
-    r = await SpawnedRedis().start()
-    yield r
-    await r.stop()
 
 
 class FakeTransport:
