@@ -7,8 +7,12 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["faktory", "faktory.*"]) + ["twisted.plugins", "faktory_plugins"],
-    package_data={"twisted.plugins": ["faktory_plugin.py"], "faktory": ["web/static/*", "web/templates/*"]},
+    packages=find_packages(include=["faktory", "faktory.*"])
+    + ["twisted.plugins", "faktory_plugins"],
+    package_data={
+        "twisted.plugins": ["faktory_plugin.py"],
+        "faktory": ["web/static/*", "web/templates/*"],
+    },
     include_package_data=True,
     install_requires=[
         "twisted[tls]>=23.10",
