@@ -64,6 +64,22 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
+async def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, str]) -> None:
+    """Wait for every stored job of a PUSHB so far, noting refusals by key;
+    the first other failure is raised once all have fired."""
+    failure = None
+    for key, d in stored:
+        try:
+            await d
+        except (JobError, CommandError) as e:
+            errors[key] = str(e)
+        except Exception as e:  # noqa: BLE001 - raised below, after the rest
+            failure = failure or e
+    stored.clear()
+    if failure is not None:
+        raise failure
+
+
 def retry_delay(count: int, rng: random.Random | Any = random) -> int:
     """Faktory's backoff: count^4 + 15 + rand(0..29) * (count + 1) seconds."""
     return count**4 + 15 + rng.randint(0, 29) * (count + 1)
@@ -222,21 +238,36 @@ class Manager:
         self.notify(queue)
 
     async def push_batch(self, raw: bytes | str) -> dict[str, str]:
-        """PUSHB: each job on its own; returns {jid: error} for the ones refused."""
+        """PUSHB: each job on its own; returns {jid: error} for the ones refused.
+
+        Jobs that no middleware holds up are stored pipelined (one write to
+        Redis for many jobs); a job whose middleware must wait first lets the
+        jobs before it land, so the batch keeps its order."""
         batch = jobs.decode(raw)
         if not isinstance(batch, list):
             raise JobError("invalid JSON: PUSHB takes a JSON array of jobs")
         now = self.now()
         created = format_time(now)
         errors: dict[str, str] = {}
-        for i, item in enumerate(batch):
-            jid = item.get("jid") if isinstance(item, dict) else None
-            try:
-                if isinstance(item, dict) and not item.get("created_at"):
-                    item = dict(item, created_at=created)
-                await self.push(jobs.validate(item, now))
-            except (JobError, CommandError) as e:
-                errors[jid if isinstance(jid, str) else str(i)] = str(e)
+        stored: list[tuple[str, defer.Deferred]] = []
+        try:
+            for i, item in enumerate(batch):
+                jid = item.get("jid") if isinstance(item, dict) else None
+                key = jid if isinstance(jid, str) else str(i)
+                try:
+                    if isinstance(item, dict) and not item.get("created_at"):
+                        item = dict(item, created_at=created)
+                    job = jobs.validate(item, now)
+                    pending = self._chain("push", job) if self.middleware["push"] else None
+                    if pending is not None:
+                        await _settle(stored, errors)
+                        await pending
+                except (JobError, CommandError) as e:
+                    errors[key] = str(e)
+                    continue
+                stored.append((key, self._store_job(job)))
+        finally:
+            await _settle(stored, errors)
         return errors
 
     # -- FETCH ----------------------------------------------------------------
@@ -337,9 +368,15 @@ class Manager:
                     raise
                 else:
                     return raw
-            elif pushes == self._pushes:  # else a push raced our empty answer: look again
+            else:
+                # Empty.  If a push landed while the answer was on its way, look
+                # again rather than sleep through it, but never past the deadline:
+                # a FETCH that keeps losing the race to other workers still gets
+                # its null after 2 s, as clients expect.
                 remaining = deadline - self.now()
-                if remaining <= 0 or not await self._park(queues, remaining, ctx):
+                if remaining <= 0:
+                    return None
+                if pushes == self._pushes and not await self._park(queues, remaining, ctx):
                     return None
             pushes = self._pushes
             raw = await self._reserve(queues, wid, self.now())

@@ -154,6 +154,21 @@ def test_pushb(client):
     assert reply == {"pushb-0002": "jobs must have a jobtype parameter"}
 
 
+def test_pushb_keeps_the_batch_order(client):
+    """Jobs are stored pipelined, except that one whose PUSH middleware waits
+    on Redis (a unique job) holds back those after it."""
+    batch = [
+        {"jid": f"order-{n:04d}", "jobtype": "x", "args": [n], "queue": "order"} for n in range(300)
+    ]
+    batch[100]["custom"] = {"unique_for": 60}
+    batch[200]["custom"] = {"unique_for": 60}
+    batch[201] = dict(batch[200], jid="order-dupe")  # same unique key as 200: refused
+    reply = json.loads(client.call("PUSHB " + json.dumps(batch)))
+    assert reply == {"order-dupe": "NOTUNIQUE Job not unique"}
+    fetched = [client.fetch("order")["jid"] for _ in range(299)]
+    assert fetched == [j["jid"] for j in batch if j["jid"] != "order-dupe"]
+
+
 def test_restart_keeps_jobs(server):
     c = server.client()
     jids = [c.push(queue="keep")[0] for _ in range(50)]

@@ -440,6 +440,35 @@ async def test_notify_racing_an_empty_answer_is_not_lost(env):
 
 
 @pytest_twisted.ensureDeferred
+async def test_fetch_that_keeps_losing_the_race_is_answered_at_its_deadline(env):
+    """Woken FETCHes look again when a push raced their empty answer; if other
+    workers take every job first, the FETCH still answers null after 2 s."""
+    store, real_fetch = env.store, env.store.fetch
+    reserves: list[float] = []
+
+    def racing_fetch(queues, now, now_str, wid, wid_json):
+        if wid != "loser" or len(reserves) >= 60:
+            return real_fetch(queues, now, now_str, wid, wid_json)
+        reserves.append(env.now)
+        env.clock.advance(0.1)
+        # Pipelined ahead of the loser's script: a job lands and a worker of
+        # another server takes it, so the loser sees an empty queue and a push.
+        env.manager.push_raw(
+            json.dumps({"jid": uuid.uuid4().hex, "jobtype": "T", "args": [], "queue": "contended"})
+        )
+        real_fetch(queues, now, now_str, "thief", '"thief"')
+        return real_fetch(queues, now, now_str, wid, wid_json)
+
+    store.fetch = racing_fetch
+    started = env.now
+    d = fetching(env, "contended", wid="loser")
+    assert await settled(d) is None
+    assert env.now - started <= FETCH_WAIT + 0.1
+    assert len(reserves) <= FETCH_WAIT / 0.1 + 1  # no spinning past the deadline
+    assert not env.manager._waiters
+
+
+@pytest_twisted.ensureDeferred
 async def test_quiet_worker_gets_no_job(env):
     await env.store.worker_connect("w-quiet", env.now, "{}")
     assert await env.store.worker_beat("w-quiet", env.now, None, "quiet") == "quiet"

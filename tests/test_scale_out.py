@@ -58,6 +58,7 @@ class Consumer(threading.Thread):
         self.server, self.shared, self.lock, self.depth = server, shared, lock, depth
         self.got: list[str] = []
         self.error: BaseException | None = None
+        self.longest_wait = 0.0  # seconds without a reply while FETCHes were out
 
     def run(self) -> None:
         try:
@@ -75,6 +76,7 @@ class Consumer(threading.Thread):
         fetch = ("FETCH " + " ".join(QUEUES) + "\r\n").encode()
         fetching = acking = 0
         deadline = time.monotonic() + 120
+        last = time.monotonic()
         while self.shared["left"] > 0 and time.monotonic() < deadline:
             want = min(self.depth, self.shared["left"]) - fetching
             if want > 0:
@@ -89,6 +91,9 @@ class Consumer(threading.Thread):
                 reply = f.try_reply()
                 if reply is ...:
                     break
+                now = time.monotonic()
+                self.longest_wait = max(self.longest_wait, now - last)
+                last = now
                 fetching -= 1
                 assert not isinstance(reply, wire.ReplyError), reply
                 if reply is not None:
@@ -132,7 +137,11 @@ def test_two_servers_move_50000_jobs_exactly_once(pair):
     assert len(got) == len(set(got)), "a job was handed out twice"
     assert set(got) == set(jids), f"{len(set(jids) - set(got))} jobs lost"
     # Both servers did real work.
-    assert all(t.got for t in consumers)
+    assert all(sum(len(t.got) for t in consumers if t.server is srv) for srv in (a, b))
+    # Every FETCH was answered (a job, or null after 2 s), including those woken
+    # by a push only to find that another worker had taken the job.
+    longest = max(t.longest_wait for t in consumers)
+    assert longest < 5, f"a connection waited {longest:.1f} s for a FETCH reply"
     # One state: both servers report the same totals.
     infos = [srv.client().info()["faktory"] for srv in (a, b)]
     for fk in infos:
