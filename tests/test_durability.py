@@ -2,8 +2,9 @@
 
 * ``kill -9`` of Redis and of the server right after a burst of PUSHes loses
   no acknowledged job, with ``--fsync everysec`` (the default: the AOF is
-  written to the kernel before Redis replies, only the fsync is deferred) and
-  with ``--fsync always``.
+  written to the kernel before Redis replies, only the fsync is deferred; its
+  data dir is on tmpfs, see ``helpers.memory_tmpdir``) and with ``--fsync
+  always`` (on the real disk, however busy).
 * SIGTERM: the port closes at once, a FETCH already waiting still gets its
   reply, Redis is stopped (it saves) and the process exits; the data is there
   at the next start.
@@ -20,7 +21,7 @@ import time
 import pytest
 from rawredis import RawRedis
 
-from helpers import ServerProcess
+from helpers import ServerProcess, memory_tmpdir
 
 
 def redis_pid(srv: ServerProcess) -> int:
@@ -63,7 +64,8 @@ def stored_jids(srv: ServerProcess, queue: str) -> list[str]:
 
 @pytest.mark.parametrize("fsync", ["everysec", "always"])
 def test_acknowledged_pushes_survive_kill_9_of_redis_and_server(fsync):
-    srv = ServerProcess(web=False, args=["--fsync", fsync]).start()
+    data_dir = memory_tmpdir() if fsync == "everysec" else None  # see memory_tmpdir
+    srv = ServerProcess(data_dir, web=False, args=["--fsync", fsync]).start()
     try:
         c = srv.client()
         pid = redis_pid(srv)

@@ -17,7 +17,7 @@ import time
 from rawredis import RawRedis
 from test_redis_supervision import redis_pid
 
-from helpers import ReplyError, ServerProcess
+from helpers import ReplyError, ServerProcess, memory_tmpdir
 
 QUEUE = "fault"
 
@@ -121,7 +121,7 @@ def check_accounting(load: Load, places: dict[str, list[str]]) -> None:
 
 
 def test_kill_9_of_server_and_redis_under_load_loses_no_acknowledged_job():
-    srv = ServerProcess(web=False).start()
+    srv = ServerProcess(memory_tmpdir(), web=False).start()  # see memory_tmpdir
     try:
         load = Load(srv).start()
         time.sleep(1.5)
@@ -148,7 +148,7 @@ def test_kill_9_of_server_and_redis_under_load_loses_no_acknowledged_job():
 
 def test_kill_9_of_redis_under_load_clients_see_errors_then_nothing_is_lost():
     # test_redis_supervision covers the restart itself; here clients are busy.
-    srv = ServerProcess(web=False).start()
+    srv = ServerProcess(memory_tmpdir(), web=False).start()  # see memory_tmpdir
     try:
         load = Load(srv).start()
         time.sleep(1.0)
