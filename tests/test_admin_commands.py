@@ -105,12 +105,15 @@ def test_mutate_kill_requeue_discard_with_filters(srv, c):
 def test_mutate_100k_is_chunked_and_server_stays_responsive(srv, c):
     raw = _raw(srv)
     raw("UNLINK", "fk:retries")
+    # Retries due in an hour: the scheduler (every second) must not move any
+    # of them before the mutation does.
     raw(
         "EVAL",
-        "for i = 1, 100000 do redis.call('ZADD', KEYS[1], i, "
+        "for i = 1, 100000 do redis.call('ZADD', KEYS[1], ARGV[1] + i, "
         '\'{"jid":"bulk-\' .. i .. \'","queue":"bulkq","jobtype":"Bulk","args":[],"retry":3}\') end',
         1,
         "fk:retries",
+        int(time.time()) + 3600,
     )
     assert raw("ZCARD", "fk:retries") == 100000
     result = {}
