@@ -7,6 +7,7 @@ of the work) and pushes what the Go client sends for ``NewJob("SomeJob", 1,
 
     python bench/load.py --url tcp://127.0.0.1:7419 --jobs 30000 --connections 10
     python bench/load.py --mode push --jobs 100000 --connections 4
+    python bench/load.py --mode push --batch 100   # PUSHB of 100 jobs per line
     python bench/load.py --scenario backlog --backlog 1000000
     python bench/load.py --scenario scheduled --jobs 100000
     python bench/load.py --duration 600            # RSS flatness run
@@ -53,10 +54,14 @@ PUSH, FETCH, ACK, FAIL = range(4)
 def push_line(tag: bytes, i: int, queue: str, at: str = "", created: bytes = b"") -> bytes:
     """What the Go client's ``NewJob("SomeJob", 1, "string", 3)`` puts on the wire
     (same keys, same order; the jid is ours, so runs and processes never collide)."""
+    return b"PUSH " + job_json(tag, i, queue, at, created)
+
+
+def job_json(tag: bytes, i: int, queue: str, at: str = "", created: bytes = b"") -> bytes:
     extra = b',"at":"%s"' % at.encode() if at else b""
     created = created or _now_rfc3339()
     return (
-        b'PUSH {"retry":25,"jid":"%s%09d","queue":"%s","jobtype":"SomeJob",'
+        b'{"retry":25,"jid":"%s%09d","queue":"%s","jobtype":"SomeJob",'
         b'"created_at":"%s","args":[1,"string",3]%s}' % (tag, i, queue.encode(), created, extra)
     )
 
@@ -111,14 +116,27 @@ def worker(spec: dict, barrier, pipe) -> None:
         tag = b"%s-%d-" % (spec["tag"].encode(), n)
         slots.append(Slot(Conn(spec["url"]), role, queues, tag))
     push_lines: list[bytes] = []
+    batch_sizes: list[int] = []  # jobs per PUSHB line (--batch)
     if quota.push > 0:
         at = spec.get("at", "")
         tag = spec["tag"].encode() + b"-"
         created = _now_rfc3339()
-        push_lines = [
-            push_line(tag, i, spec.get("queue") or rng.choice(QUEUES), at, created) + b"\r\n"
-            for i in range(quota.push)
-        ]
+        batch = spec.get("batch", 1)
+        if batch > 1:
+            # PUSHB lines; the quota counts lines, and each reply counts its jobs.
+            for start in range(0, quota.push, batch):
+                jobs = [
+                    job_json(tag, i, spec.get("queue") or rng.choice(QUEUES), at, created)
+                    for i in range(start, min(start + batch, quota.push))
+                ]
+                push_lines.append(b"PUSHB [" + b",".join(jobs) + b"]\r\n")
+                batch_sizes.append(len(jobs))
+            quota.push = len(push_lines)
+        else:
+            push_lines = [
+                push_line(tag, i, spec.get("queue") or rng.choice(QUEUES), at, created) + b"\r\n"
+                for i in range(quota.push)
+            ]
     push_lat, fetch_lat = array("d"), array("d")
     counts = {"pushed": 0, "fetched": 0, "empty": 0, "acked": 0, "failed": 0, "errors": 0}
     errors: list[str] = []
@@ -141,11 +159,14 @@ def worker(spec: dict, barrier, pipe) -> None:
                     if quota.pushed >= quota.push:
                         break
                     lines.append(push_lines[quota.pushed])
+                    # a PUSHB is in flight as (-its job count, sent at)
+                    kind = -batch_sizes[quota.pushed] if batch_sizes else PUSH
                 else:
                     lines.append(push_line(slot.tag, slot.sent, rng.choice(QUEUES)) + b"\r\n")
+                    kind = PUSH
                 quota.pushed += 1
                 slot.sent += 1
-                out.append((PUSH, clock()))
+                out.append((kind, clock()))
         elif slot.role == "pop":
             while len(out) < pipeline and not stop:
                 if quota.pop >= 0 and quota.popping >= quota.pop:
@@ -174,6 +195,14 @@ def worker(spec: dict, barrier, pipe) -> None:
             if value is OK:
                 counts["pushed"] += 1
                 push_lat.append(now - t0)
+        elif kind < 0:  # PUSHB: "{}" when no job was refused
+            if value == b"{}":
+                counts["pushed"] -= kind
+                push_lat.append(now - t0)
+            elif not isinstance(value, ReplyError):
+                counts["errors"] += 1
+                if len(errors) < 5:
+                    errors.append(repr(value)[:200])
         elif kind == FETCH:
             if isinstance(value, bytes):
                 fetch_lat.append(now - t0)
@@ -566,6 +595,12 @@ def main(argv=None) -> int:
     p.add_argument("--sample", type=float, default=30.0, help="seconds between RSS samples")
     p.add_argument("--pipeline", type=int, default=1, help="commands in flight per connection")
     p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="push: PUSHB this many jobs per line (PUSH p50/p99 are then per PUSHB)",
+    )
+    p.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -634,7 +669,9 @@ def spawned_server(extra: list[str]):
 
 def median_of(results: list[dict], mode: str) -> dict:
     """The median run (by jobs/s) of a repeated load test, with the spread."""
-    runs = sorted((r for r in results if r["phase"] == mode), key=lambda r: r["jobs_per_s"])
+    runs = sorted(
+        (r for r in results if r["phase"].split(" (")[0] == mode), key=lambda r: r["jobs_per_s"]
+    )
     mid = runs[len(runs) // 2]
     rates = [r["jobs_per_s"] for r in runs]
     cpu = sorted(r["server_cpu_s_per_1000"] for r in runs)
@@ -675,7 +712,9 @@ def run_bench(args) -> int:
         for _ in range(max(1, args.repeat)):
             if not args.no_flush:
                 b.admin(b"FLUSH")
-            if args.mode == "push":
+            if args.mode == "push" and args.batch > 1:
+                results += [b.push(args.jobs, f"push (PUSHB of {args.batch})", batch=args.batch)]
+            elif args.mode == "push":
                 results += [b.push(args.jobs)]
             elif args.mode == "pop":
                 results += [b.fill(args.jobs, "fill"), b.pop(args.jobs)[0]]
