@@ -58,7 +58,14 @@ CONFIG_KEYS = [
         "~/.faktory/db",
         "Storage directory; used when the -d flag is not given.",
     ),
-    ("faktory", "namespace", "string", '"fk:"', "Prefix of every Redis key the server owns."),
+    (
+        "faktory",
+        "namespace",
+        "string",
+        '"fk:"',
+        "Prefix of every Redis key the server owns; always ends with `:` (`fk` is read as "
+        "`fk:`) and must neither start nor be started by another namespace on the same Redis.",
+    ),
     ("faktory", "max_connections", "integer", "2000", "Identified connections allowed at once."),
     (
         "faktory",

@@ -13,7 +13,7 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 
-from . import backup, multiproc, plugins, reload
+from . import backup, multiproc, namespace, plugins, reload
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
@@ -105,6 +105,7 @@ class FaktoryServer(service.MultiService):
         else:
             url = s.redis_url
         self.redis, self.subscriber = await connect(url, self.reactor, self._on_notify, s.prefix)
+        await namespace.claim(self.redis, s.prefix)
         self.store = Store(self.redis, s.prefix, self.origin)
         self.manager = Manager(self.store, self.reactor)
         self.workers = Workers(self.store, self.reactor)

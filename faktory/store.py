@@ -44,6 +44,7 @@ import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .namespace import glob_escape
 from .redisconn import RedisClient
 
 log = Logger()
@@ -731,7 +732,7 @@ class Store:
         worker = (self.prefix + "worker:").encode()
         while True:
             cursor, keys = yield self.redis.execute_command(
-                "SCAN", cursor, "MATCH", self.prefix + "*", "COUNT", 1000
+                "SCAN", cursor, "MATCH", glob_escape(self.prefix) + "*", "COUNT", 1000
             )
             keys = [k for k in keys if k != workers and not k.startswith(worker)]
             if keys:

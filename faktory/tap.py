@@ -8,7 +8,7 @@ import re
 from twisted.logger import Logger
 from twisted.python import usage
 
-from . import config, multiproc, plugins
+from . import config, multiproc, namespace, plugins
 from .server import FaktoryServer, Settings
 
 log = Logger()
@@ -126,6 +126,10 @@ class Options(usage.Options):
                     raise ValueError
             except ValueError:
                 raise usage.UsageError(f"--{key} must be a positive integer") from None
+        try:
+            self["namespace"] = namespace.normalise(self["namespace"])
+        except namespace.NamespaceError as e:
+            raise usage.UsageError(f"--namespace: {e}") from None
         if self["fsync"] not in ("always", "everysec", "no"):
             raise usage.UsageError("--fsync must be always, everysec or no")
         if not self["data-dir"]:
