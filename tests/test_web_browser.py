@@ -83,6 +83,10 @@ class UI:
         if confirm:
             WebDriverWait(self.d, 5).until(lambda d: _alert(d))
             self.d.switch_to.alert.accept()
+        self.click_wait()
+
+    def click_wait(self) -> None:
+        """Wait for the page that replaces the one marked ``__before_click``."""
         WebDriverWait(self.d, 10).until(
             lambda d: d.execute_script(
                 "return !window.__before_click && document.readyState === 'complete'"

@@ -277,10 +277,10 @@ async def test_retries_actions_retry_delete_kill(web):
     assert (response.code, body) == (400, "invalid action: explode")
     response, body = await web.post("/retries", {"action": "delete", "key": ["notakey"]})
     assert response.code == 400
-    # The detail page of a gone entry redirects back to the list.
+    # An old link to a gone entry sends the browser to the job's stable page.
     response, _ = await web.get("/retries/" + keys[jobs[1]["jid"]].replace("|", "%7C"))
     assert response.code == 307
-    assert response.headers.getRawHeaders("location") == ["/retries"]
+    assert response.headers.getRawHeaders("location") == ["/job/" + jobs[1]["jid"]]
 
 
 @pytest_twisted.ensureDeferred

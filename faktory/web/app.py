@@ -386,6 +386,9 @@ class WebUI:
         key = unquote(key)
         raw = await self.server.admin.set_entry(kind.name, key)
         if raw is None:
+            jid = key.partition("|")[2]
+            if jid:  # an old link: the job's stable page finds where it went
+                return self._redirect(request, "/job/" + quote(jid, safe=""), code=307)
             return self._redirect(request, kind.path, "That job is no longer there.", code=307)
         ctx = await self._ctx(request)
         job = display.decode_job(raw)

@@ -89,6 +89,15 @@ def quote_key(key: str) -> str:
     return quote(key, safe="")
 
 
+def job_href(ctx: Ctx, jid: str, where: str = "", score: str = "") -> str:
+    """The stable link to a job (``/job/<jid>``, see ``web.jobs``); ``where``
+    and ``score`` say where it was listed, so a job that has not moved is
+    read by its score rather than searched for."""
+    return ctx.url(
+        "/job/" + quote(jid, safe=""), **({"in": where, "score": score} if where else {})
+    )
+
+
 # -- small pieces -------------------------------------------------------------
 def when(ts: float | None, now: float) -> Tag | str:
     """A relative time with the exact UTC time on hover."""
@@ -248,6 +257,19 @@ def _nav(ctx: Ctx, active: str) -> Tag:
             class_="brand-row",
         ),
         tags.nav(tags.ul(*links), class_="tabs", **{"aria-label": "Main"}),
+        tags.form(
+            tags.input(
+                type="search",
+                name="jid",
+                placeholder="Find job by JID",
+                required="required",
+                **{"aria-label": "Find job by JID"},
+            ),
+            method="get",
+            action=ctx.url("/job"),
+            class_="find",
+            role="search",
+        ),
         class_="topbar",
     )
 

@@ -22,9 +22,9 @@ from .layout import (
     button,
     check_all,
     empty,
+    job_href,
     pager,
     post_form,
-    quote_key,
     table,
     tags,
     when,
@@ -459,8 +459,9 @@ def set_list(
     row_forms: list[Tag] = []
     back = ctx.url(kind.path, **params, page=q.page)
     for key, _raw, job in entries:
-        score = float(key.partition("|")[0])
-        href = ctx.url(f"{kind.path}/{quote_key(key)}")
+        score_text, _, jid = key.partition("|")
+        score = float(score_text)
+        href = job_href(ctx, jid, kind.name, score_text)
         failure = job.get("failure") if isinstance(job.get("failure"), dict) else {}
         cells = [
             tags.td(
@@ -551,8 +552,10 @@ def _row(label: str, *value: Any) -> Tag:
     return tags.tr(tags.th(label, scope="row"), tags.td(*value))
 
 
-def job_page(ctx: Ctx, kind: SetKind, key: str, job: dict) -> Tag:
-    score = float(key.partition("|")[0])
+def job_page(ctx: Ctx, kind: SetKind | None, key: str, job: dict) -> Tag:
+    """Every field of a job; ``kind``/``key`` add its set's times (None, '':
+    a job in a queue or in progress)."""
+    score = float(key.partition("|")[0]) if key else 0.0
     t = lambda v: when(display.timestamp(v), ctx.now)  # noqa: E731
     args = job.get("args") if isinstance(job.get("args"), list) else [job.get("args")]
     rows = [
@@ -608,10 +611,11 @@ def job_page(ctx: Ctx, kind: SetKind, key: str, job: dict) -> Tag:
                 ),
             )
         )
-    if kind.name == "dead":
+    set_name = kind.name if kind is not None else ""
+    if set_name == "dead":
         rows.append(_row("Died", when(entry_time(kind, score), ctx.now)))
         rows.append(_row("Expires", when(score, ctx.now)))
-    elif kind.name == "scheduled":
+    elif set_name == "scheduled":
         rows.append(_row("Runs", when(score, ctx.now)))
     info = tags.section(tags.table(tags.tbody(*rows), class_="table fields"), class_="card")
     sections = [info]
