@@ -260,7 +260,7 @@ class Admin:
         match = "*"
         needle = ""
         if jids:
-            jids = [json.dumps(j, ensure_ascii=False) for j in jids]
+            jids = [x for j in jids for x in ('"jid":' + json.dumps(j, ensure_ascii=False), j)]
         else:
             if filt.get("regexp"):
                 match = str(filt["regexp"])

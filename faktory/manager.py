@@ -27,6 +27,7 @@ log = Logger()
 
 FETCH_WAIT = 2.0  # seconds a FETCH waits for work, as the real server does
 BATCH = 100  # jobs moved per sweep step: bounded Redis work per call
+HELD_RECHECK = 5.0  # seconds between two looks at one jid's held copies
 MAX_BACKTRACE = 50  # backtrace lines kept in a failure, as the real server does
 
 Middleware = Callable[..., Any]
@@ -530,6 +531,10 @@ class Manager:
                     log.info("Reservation for job {jid} expired", jid=jid)
             if len(jids) < BATCH or stuck == len(jids):
                 break
+        # Copies of a jid held while another was reserved, whose reservation
+        # ended without handing them back (see store._HELD_LUA).
+        now = self.now()
+        await self.store.release_held(now, now - HELD_RECHECK, BATCH)
         stats = self.task_stats.setdefault("Busy", {"reaped": 0})
         stats["reaped"] += reaped
         return reaped

@@ -14,6 +14,9 @@ shared Redis stay clean):
 ``dead``                   ZSET   score = expiry (death + 180 days)
 ``working``                HASH   jid -> reservation JSON
 ``working:exp``            ZSET   jid scored by reservation expiry
+``held:<jid>``             LIST   "<p> <queue> <job>" of copies of a jid fetched
+                                  while another copy was reserved (see FETCH)
+``held``                   ZSET   jids with held copies, by when last checked
 ``stat:processed[:day]``   STR    counters (and daily history)
 ``stat:failures[:day]``    STR
 ``wait:<name>``            STR    set (3 s TTL) while some server has a FETCH
@@ -117,6 +120,40 @@ local function throttle_release(p, jid)
 end
 """
 
+# Two live jobs may share a jid (a client retrying a PUSH, a careless
+# producer), but reservations, ACK and FAIL go by jid: so only one copy of a
+# jid is reserved at a time.  FETCH parks a copy whose jid is already reserved
+# in ``held:<jid>`` (and skips to the next job); whatever ends that
+# reservation (ACK, FAIL, the reaper, a release) hands the oldest held copy
+# back to the front of its queue.  The ``held`` index lets the reaper's sweep
+# find copies whose reservation ended some other way (HELD_SWEEP).
+_HELD_LUA = """
+local function hold(p, jid, pri, q, job, now)
+  redis.call('LPUSH', p .. 'held:' .. jid, pri .. ' ' .. q .. ' ' .. job)
+  redis.call('ZADD', p .. 'held', 'NX', now, jid)
+end
+
+local function requeue_front(p, q, pri, job)
+  redis.call('SADD', p .. 'queues', q)
+  redis.call('RPUSH', p .. 'q:' .. q .. ':' .. pri, job)
+  redis.call('ZADD', p .. 'qp:' .. q, pri, pri)
+  -- wake a FETCH waiting on it (origin '*' reaches every server)
+  if redis.call('EXISTS', p .. 'wait:' .. q) == 1 then
+    redis.call('PUBLISH', p .. 'notify', '* ' .. q)
+  end
+end
+
+local function unhold(p, jid)
+  local hk = p .. 'held:' .. jid
+  local entry = redis.call('RPOP', hk)
+  if not entry then return 0 end
+  if redis.call('EXISTS', hk) == 0 then redis.call('ZREM', p .. 'held', jid) end
+  local pri, q, job = string.match(entry, '^(%d) (%S+) (.*)$')
+  if pri then requeue_front(p, q, pri, job) end
+  return 1
+end
+"""
+
 # ARGV: prefix, origin, queue, priority, job
 PUSH = (
     _ENQUEUE_LUA
@@ -132,6 +169,7 @@ return 1
 # throttled queues are skipped.
 FETCH = (
     _THROTTLE_LUA
+    + _HELD_LUA
     + """
 local p, now = ARGV[1], tonumber(ARGV[2])
 if ARGV[5] ~= '' then
@@ -155,17 +193,20 @@ for i = 6, #ARGV do
         local ok, j = pcall(cjson.decode, job)
         if ok and type(j) == 'table' and type(j.jid) == 'string' then
           local rf = tonumber(j.reserve_for) or 0
-          if rf == 0 then rf = 1800 end
+          if rf ~= rf or rf == 0 then rf = 1800 end
           if rf < 60 then rf = 60 end
           if rf > 86400 then rf = 86400 end
           local exp = now + rf
-          redis.call('HSET', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
-            .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}')
-          redis.call('ZADD', p .. 'working:exp', exp, j.jid)
-          throttle_take(p, q, ARGV[5], now, j.jid, limits)
-          return job
+          if redis.call('HSETNX', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
+            .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}') == 1 then
+            redis.call('ZADD', p .. 'working:exp', exp, j.jid)
+            throttle_take(p, q, ARGV[5], now, j.jid, limits)
+            return job
+          end
+          hold(p, j.jid, top[1], q, job, now)
+        else
+          redis.call('ZADD', p .. 'dead', now + 15552000, job)
         end
-        redis.call('ZADD', p .. 'dead', now + 15552000, job)
       end
       top = redis.call('ZRANGE', qp, -1, -1)
     end
@@ -181,6 +222,7 @@ return false
 # ARGV: prefix, jid, day.  Returns the reservation JSON, or false if none.
 ACK = (
     _THROTTLE_LUA
+    + _HELD_LUA
     + """
 local p = ARGV[1]
 local res = redis.call('HGET', p .. 'working', ARGV[2])
@@ -188,6 +230,7 @@ if not res then return false end
 redis.call('HDEL', p .. 'working', ARGV[2])
 redis.call('ZREM', p .. 'working:exp', ARGV[2])
 throttle_release(p, ARGV[2])
+unhold(p, ARGV[2])
 redis.call('INCR', p .. 'stat:processed')
 redis.call('INCR', p .. 'stat:processed:' .. ARGV[3])
 return res
@@ -200,12 +243,14 @@ return res
 # reservation reaper (in this or another server) settles the job once.
 FAIL = (
     _THROTTLE_LUA
+    + _HELD_LUA
     + """
 local p = ARGV[1]
 if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[4] then return 0 end
 redis.call('HDEL', p .. 'working', ARGV[2])
 redis.call('ZREM', p .. 'working:exp', ARGV[2])
 throttle_release(p, ARGV[2])
+unhold(p, ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('INCR', p .. 'stat:processed')
   redis.call('INCR', p .. 'stat:failures')
@@ -221,19 +266,15 @@ return 1
 # Hands a reserved job back to the front of its queue, uncounted.
 RELEASE = (
     _THROTTLE_LUA
+    + _HELD_LUA
     + """
 local p = ARGV[1]
 if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[3] then return 0 end
 redis.call('HDEL', p .. 'working', ARGV[2])
 redis.call('ZREM', p .. 'working:exp', ARGV[2])
 throttle_release(p, ARGV[2])
-redis.call('SADD', p .. 'queues', ARGV[4])
-redis.call('RPUSH', p .. 'q:' .. ARGV[4] .. ':' .. ARGV[5], ARGV[6])
-redis.call('ZADD', p .. 'qp:' .. ARGV[4], ARGV[5], ARGV[5])
--- back in the queue: wake a FETCH waiting on it (origin '*' reaches every server)
-if redis.call('EXISTS', p .. 'wait:' .. ARGV[4]) == 1 then
-  redis.call('PUBLISH', p .. 'notify', '* ' .. ARGV[4])
-end
+unhold(p, ARGV[2])
+requeue_front(p, ARGV[4], ARGV[5], ARGV[6])
 return 1
 """
 )
@@ -275,6 +316,28 @@ for _, job in ipairs(jobs) do
   end
 end
 return #jobs
+"""
+)
+
+# ARGV: prefix, now, cutoff, limit.  Held copies (see _HELD_LUA) whose jid
+# is no longer reserved go back to their queue; the reservation may have been
+# removed without an unhold (a FLUSH racing a FETCH, an older server).  Each
+# jid is looked at again after the cutoff at the earliest.  Returns count.
+HELD_SWEEP = (
+    _HELD_LUA
+    + """
+local p = ARGV[1]
+local jids = redis.call('ZRANGEBYSCORE', p .. 'held', '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+local n = 0
+for _, jid in ipairs(jids) do
+  if redis.call('HEXISTS', p .. 'working', jid) == 0 then n = n + unhold(p, jid) end
+  if redis.call('EXISTS', p .. 'held:' .. jid) == 1 then
+    redis.call('ZADD', p .. 'held', ARGV[2], jid)
+  else
+    redis.call('ZREM', p .. 'held', jid)
+  end
+end
+return n
 """
 )
 
@@ -474,8 +537,8 @@ return out
 
 # One bounded MUTATE step over a sorted set (see admin.Admin.mutate).
 # ARGV: prefix, origin, set name, cursor, MATCH glob, op (discard|kill|requeue),
-# now_str, dead score, jobtype needle ('' = any), jid...
-# Returns {next cursor, entries acted on}.
+# now_str, dead score, jobtype needle ('' = any), then ('"jid":<json>' needle,
+# jid) pairs.  Returns {next cursor, entries acted on}.
 MUTATE_STEP = (
     _REQUEUE_LUA
     + """
@@ -486,9 +549,14 @@ for i = 1, #items, 2 do
   local job = items[i]
   local hit
   if #ARGV > 9 then
+    -- the jid field itself, never a job that merely mentions the jid
     hit = false
-    for k = 10, #ARGV do
-      if string.find(job, '"jid":' .. ARGV[k], 2, true) then hit = true break end
+    local ok, j
+    for k = 10, #ARGV, 2 do
+      if string.find(job, ARGV[k], 2, true) then
+        if ok == nil then ok, j = pcall(cjson.decode, job) end
+        if ok and type(j) == 'table' and j.jid == ARGV[k + 1] then hit = true break end
+      end
     end
   else
     hit = ARGV[9] == '' or string.find(job, ARGV[9], 1, true) ~= nil
@@ -556,6 +624,14 @@ class Script:
         return redis.execute_command("EVAL", self.source, 0, *args)
 
 
+def _jid_of(raw: bytes) -> Any:
+    try:
+        job = json.loads(raw)
+    except ValueError:
+        return None
+    return job.get("jid") if isinstance(job, dict) else None
+
+
 def _s(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -572,6 +648,7 @@ class Store:
     _release = Script(RELEASE)
     _promote = Script(PROMOTE)
     _purge = Script(PURGE)
+    _held_sweep = Script(HELD_SWEEP)
     _queue_sizes = Script(QUEUE_SIZES)
     _worker_connect = Script(WORKER_CONNECT)
     _worker_disconnect = Script(WORKER_DISCONNECT)
@@ -644,6 +721,10 @@ class Store:
         # Origin '*': the notification also wakes FETCHes waiting on this
         # server, which has no local push to learn of the promoted jobs from.
         return self._promote(self.redis, (self.prefix, "*", name, repr(now), now_str, limit))
+
+    def release_held(self, now: float, cutoff: float, limit: int = 100) -> defer.Deferred:
+        """Hand back held copies of jids no longer reserved; fires with the count."""
+        return self._held_sweep(self.redis, (self.prefix, repr(now), repr(cutoff), limit))
 
     def purge(self, name: str, now: float, limit: int = 100) -> defer.Deferred:
         return self._purge(self.redis, (self.prefix, name, repr(now), limit))
@@ -795,7 +876,7 @@ class Store:
         )
         needle = ('"jid":' + json.dumps(jid, ensure_ascii=False)).encode()
         for raw in members:
-            if needle in raw:
+            if needle in raw and _jid_of(raw) == jid:  # not a job that mentions it
                 return raw
         return None
 
@@ -852,7 +933,8 @@ class Store:
         needle: str,
         jids: list[str],
     ) -> defer.Deferred:
-        """One ZSCAN step of a MUTATE, acted on atomically: (next cursor, count)."""
+        """One ZSCAN step of a MUTATE, acted on atomically: (next cursor, count).
+        ``jids`` alternates ``'"jid":<json>'`` needles and the jids they find."""
         args = (
             self.prefix,
             self.origin,
