@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import test_web_browser as harness
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 from test_web_browser import fail_job
 
 # The harness's fixtures: one server and one browser for the module.
@@ -31,3 +32,76 @@ def test_find_job_by_jid_and_follow_it(ui, client, server):
     assert client.fetch("billing")["jid"] == job["jid"]
     ui.d.get(url)
     assert ui.one("#job-where").text.startswith("In progress Reserved by")
+
+
+def fast_polling(ui) -> None:
+    ui.open("/")
+    ui.d.execute_script("localStorage.setItem('timeInterval', '2000')")
+
+
+def wait(ui, condition, timeout: float = 12):
+    return WebDriverWait(ui.d, timeout, poll_frequency=0.2).until(lambda d: condition())
+
+
+def test_lists_refresh_in_place_and_wait_for_the_operator(ui, client, server):
+    fast_polling(ui)
+    for i in range(25):
+        client.push(queue="live", args=[i])
+    ui.d.set_window_size(1280, 700)
+    ui.open("/queues/live")
+    ui.d.execute_script("window.__same_page = 1; window.scrollTo(0, 300)")
+    assert ui.one("#poll-interval").get_attribute("value") == "2000"
+    # A ticked row holds the refresh: the new job does not appear, the tick stays.
+    first = ui.css('tbody input[name="bkey"]')[0]
+    first.click()
+    client.push(queue="live", args=["new"])
+    wait(ui, lambda: "Paused" in ui.one("#live-control").text)
+    assert ui.one('[data-live="summary"]').text.startswith("25 jobs")
+    assert first.is_selected()
+    # Untick: the list catches up without a reload and keeps the scroll position.
+    first.click()
+    wait(ui, lambda: ui.one('[data-live="summary"]').text.startswith("26 jobs"))
+    assert ui.d.execute_script("return [window.__same_page, window.scrollY]") == [1, 300]
+    assert ui.one('[data-stat="enqueued"]').text == "26"
+    ui.d.set_window_size(1280, 900)
+
+
+def test_every_list_page_refreshes(ui, client, server):
+    fast_polling(ui)
+    checks = [
+        (
+            "/queues",
+            lambda: client.push(queue="fresh-q"),
+            lambda: ui.css('tr[data-queue="fresh-q"]'),
+        ),
+        (
+            "/retries",
+            lambda: fail_job(server, "fresh", retry=5, jobtype="LateFailure"),
+            lambda: "LateFailure" in ui.one("main").text,
+        ),
+        (
+            "/morgue",
+            lambda: fail_job(server, "fresh", retry=-1, jobtype="LateDeath"),
+            lambda: "LateDeath" in ui.one("main").text,
+        ),
+        (
+            "/scheduled",
+            lambda: client.push(queue="fresh", jobtype="LateSchedule", at="2099-01-01T00:00:00Z"),
+            lambda: "LateSchedule" in ui.one("main").text,
+        ),
+        (
+            "/busy",
+            lambda: (
+                client.push(queue="fresh-busy", jobtype="LateWork"),
+                client.fetch("fresh-busy"),
+            ),
+            lambda: "LateWork" in ui.one("main").text,
+        ),
+    ]
+    for path, change, seen in checks:
+        ui.open(path)
+        ui.d.execute_script("window.__same_page = 1")
+        assert not seen()
+        change()
+        wait(ui, seen)
+        assert ui.d.execute_script("return window.__same_page") == 1, path

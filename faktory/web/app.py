@@ -23,6 +23,7 @@ from .. import FAKTORY_COMPAT_VERSION
 from ..errors import StorageUnavailable
 from ..job import QUEUE_NAME, format_time
 from . import display, layout, pages
+from .live import control as live_control
 from .guard import Guard, script_prefix
 
 log = Logger()
@@ -131,9 +132,14 @@ class WebUI:
         request.setHeader(b"Location", (script_prefix(request) + path).encode())
         return b""
 
-    async def _html(self, ctx: layout.Ctx, active: str, title: str, body, **kw) -> bytes:
+    async def _html(
+        self, ctx: layout.Ctx, active: str, title: str, body, live: bool = False, **kw
+    ) -> bytes:
+        """A page in the layout; ``live`` pages refresh themselves (``web.live``)."""
         ctx.request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         ctx.request.setHeader(b"Cache-Control", b"no-store")
+        if live:
+            kw["live"] = live_control(ctx)
         return await layout.render_page(ctx, active, title, body, **kw)
 
     @app.handle_errors(BadParameter)
@@ -224,7 +230,7 @@ class WebUI:
             ]
         )
         rows = [pages.QueueRow(n, sizes[n], latency.get(n, 0.0), n in paused) for n in names]
-        return await self._html(ctx, "queues", "Queues", pages.queues(ctx, rows))
+        return await self._html(ctx, "queues", "Queues", pages.queues(ctx, rows), live=True)
 
     @app.route("/queues/<name>", methods=["GET", "HEAD"])
     async def queue(self, request, name):
@@ -258,7 +264,7 @@ class WebUI:
             hidden={"return": "queue"},
             class_="inline",
         )
-        return await self._html(ctx, "queues", f"Queue {name}", body, actions=toggle)
+        return await self._html(ctx, "queues", f"Queue {name}", body, actions=toggle, live=True)
 
     @app.route("/queues/<name>", methods=["POST"])
     async def queue_action(self, request, name):
@@ -307,7 +313,7 @@ class WebUI:
                     continue
                 by_wid[wid] = by_wid.get(wid, 0) + 1
         body = pages.busy(ctx, workers, by_wid, total, reservations, page)
-        return await self._html(ctx, "busy", "Busy", body)
+        return await self._html(ctx, "busy", "Busy", body, live=True)
 
     @app.route("/busy", methods=["POST"])
     async def busy_action(self, request):
@@ -354,7 +360,7 @@ class WebUI:
         size = ctx.info["faktory"]["sets"][kind.name]
         entries = [(key, raw, display.decode_job(raw)) for key, raw in rows]
         body = pages.set_list(ctx, kind, q, total, size, entries, more)
-        return await self._html(ctx, kind.name, kind.title, body)
+        return await self._html(ctx, kind.name, kind.title, body, live=True)
 
     async def _set_action(self, request, kind: pages.SetKind):
         action = _arg(request, "action")

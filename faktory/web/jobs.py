@@ -51,16 +51,12 @@ async def job(self, request, jid):
     if search.found is None:
         request.setResponseCode(404)
         body = not_found(ctx, jid, search)
-        return await self._html(ctx, "none", f"Job {jid}", body)
+        return await self._html(ctx, "none", f"Job {jid}", body, live=True)
     loc = search.found
     data = display.decode_job(loc.raw)
     title = f"{display.job_type(data)} {jid}"
     kind = pages.SET_KINDS.get(loc.where)
-    body = tags.div(
-        where_card(ctx, loc, data),
-        pages.job_page(ctx, kind, loc.key, data),
-        **{"data-live": "job"},
-    )
+    body = tags.div(where_card(ctx, loc, data), pages.job_page(ctx, kind, loc.key, data))
     if kind is not None:
         actions = pages.job_actions(ctx, kind, loc.key)
     elif loc.where == "queue":
@@ -68,7 +64,7 @@ async def job(self, request, jid):
     else:
         actions = ""
     active = kind.name if kind is not None else ACTIVE_TAB[loc.where]
-    return await self._html(ctx, active, title, body, actions=actions)
+    return await self._html(ctx, active, title, body, actions=actions, live=True)
 
 
 def where_card(ctx: Ctx, loc: Location, job: dict) -> Tag:
@@ -128,4 +124,4 @@ def not_found(ctx: Ctx, jid: str, search: Search) -> Tag:
             f"Job {jid} was not found among the first {display.number(search.examined)} "
             "stored jobs searched; a large queue may hold it further back."
         )
-    return tags.div(layout.empty(text), **{"data-live": "job"})
+    return layout.empty(text)

@@ -192,7 +192,9 @@ def pager(
     items.append(link("›", page + 1 if has_next else None, title="Next page"))
     if last is not None:
         items.append(link("»", last if page < last else None, title="Last page"))
-    return tags.nav(tags.ul(*items), class_="pager", **{"aria-label": "Pages"})
+    return tags.nav(
+        tags.ul(*items), class_="pager", **{"aria-label": "Pages", "data-live": "pager"}
+    )
 
 
 # -- the frame ----------------------------------------------------------------
@@ -295,11 +297,18 @@ def _footer(ctx: Ctx) -> Tag:
 
 
 async def render_page(
-    ctx: Ctx, active: str, title: str, body: Any, raw: str | None = None, actions: Any = ""
+    ctx: Ctx,
+    active: str,
+    title: str,
+    body: Any,
+    raw: str | None = None,
+    actions: Any = "",
+    live: Any = "",
 ) -> bytes:
     """The whole HTML document.  ``raw`` (a plugin's HTML fragment) replaces
     the body; it is spliced in after flattening at a marker no escaped value
-    can produce (``<`` is always escaped in values)."""
+    can produce (``<`` is always escaped in values).  ``live`` (the polling
+    control of ``web.live``) makes the page refresh itself."""
     marker = None
     if raw is not None:
         marker = "faktory-raw-" + uuid.uuid4().hex
@@ -320,9 +329,12 @@ async def render_page(
             tags.main(
                 flash,
                 tags.div(
-                    tags.h1(title), tags.div(actions, class_="page-actions"), class_="page-head"
+                    tags.h1(title),
+                    live,
+                    tags.div(actions, class_="page-actions", **{"data-live": "actions"}),
+                    class_="page-head",
                 ),
-                body,
+                tags.div(body, **({"data-live-root": "1"} if live else {})),
                 class_="container",
             ),
             _footer(ctx),

@@ -178,6 +178,7 @@ def queue(
         " ",
         badge("paused", "warn") if paused else "",
         class_="muted",
+        **{"data-live": "summary"},
     )
     if not entries:
         return tags.div(head, empty("This queue is empty."))
@@ -285,7 +286,9 @@ def busy(
     )
     processes = tags.section(
         tags.div(
-            tags.h2(f"Processes ({display.number(len(workers))})"), all_buttons, class_="card-head"
+            tags.h2(f"Processes ({display.number(len(workers))})", **{"data-live": "processes"}),
+            all_buttons,
+            class_="card-head",
         ),
         table(
             ["ID", "Name", "Started", "Last beat", "Connections", "RSS", "Busy", ""],
@@ -312,7 +315,10 @@ def busy(
         )
     last = (total + PER_PAGE - 1) // PER_PAGE
     jobs = tags.section(
-        tags.div(tags.h2(f"Jobs in progress ({display.number(total)})"), class_="card-head"),
+        tags.div(
+            tags.h2(f"Jobs in progress ({display.number(total)})", **{"data-live": "jobs"}),
+            class_="card-head",
+        ),
         table(["Process", "JID", "Queue", "Job", "Arguments", "Started", "Expires"], jrows)
         if jrows
         else empty("No jobs are running."),
@@ -537,12 +543,18 @@ def set_list(
             button("Delete all", "delete", kind="danger", confirm=f"Delete all {size:,} jobs?"),
             hidden={"key": "all"},
             class_="inline all-actions",
+            **{"data-live": "all"},
         )
     last = None if total is None else (total + PER_PAGE - 1) // PER_PAGE
     return tags.div(
-        tags.div(tags.p(summary, class_="muted"), filters, all_form, class_="list-head"),
+        tags.div(
+            tags.p(summary, class_="muted", **{"data-live": "summary"}),
+            filters,
+            all_form,
+            class_="list-head",
+        ),
         form,
-        tags.div(*row_forms, hidden="hidden"),
+        tags.div(*row_forms, hidden="hidden", **{"data-live": "row-forms"}),
         pager(ctx, kind.path, q.page, last, more, params),
     )
 

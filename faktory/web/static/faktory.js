@@ -254,9 +254,127 @@
     poll();
   }
 
+  /* -- live lists ------------------------------------------------------------------ */
+  /* List and job pages fetch their own URL at the polling interval and swap
+     in what changed: every table body and every [data-live] part when the
+     rest of the page has the same shape, the whole page body otherwise.
+     While the operator works on the page (a row ticked, a field edited or
+     focused, text selected, a JSON view open) the refresh waits. */
+  function operatorBusy(root) {
+    if (root.querySelector('input[type="checkbox"]:checked')) return true;
+    var fields = root.querySelectorAll('input[type="text"], input[type="search"]');
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value !== fields[i].defaultValue) return true;
+    }
+    var focus = document.activeElement;
+    if (focus && root.contains(focus) && focus.matches('input[type="text"], input[type="search"], select, textarea')) return true;
+    if (root.querySelector("details[open]")) return true;
+    var sel = window.getSelection && window.getSelection();
+    return !!(sel && !sel.isCollapsed && String(sel).trim());
+  }
+
+  function liveParts(root) {
+    return Array.prototype.filter.call(root.querySelectorAll("tbody, [data-live]"), function (node) {
+      var up = node.parentElement.closest("tbody, [data-live]");
+      return !up || !root.contains(up);
+    });
+  }
+
+  /* The page without its live parts: equal shapes mean only those changed. */
+  function shape(root) {
+    var copy = root.cloneNode(true);
+    liveParts(copy).forEach(function (node) { node.innerHTML = ""; });
+    return copy.innerHTML;
+  }
+
+  function swapLive(root, fresh) {
+    var checked = {};
+    root.querySelectorAll('input[type="checkbox"][name]:checked').forEach(function (c) {
+      checked[c.name + "\n" + c.value] = true;
+    });
+    var mine = liveParts(root), theirs = liveParts(fresh);
+    if (mine.length === theirs.length && shape(root) === shape(fresh)) {
+      mine.forEach(function (node, i) { node.replaceWith(document.importNode(theirs[i], true)); });
+    } else {
+      root.innerHTML = fresh.innerHTML;
+    }
+    root.querySelectorAll('input[type="checkbox"][name]').forEach(function (c) {
+      if (checked[c.name + "\n" + c.value]) c.checked = true;
+    });
+  }
+
+  function liveList() {
+    var control = document.getElementById("live-control");
+    var root = document.querySelector("[data-live-root]");
+    if (!control || !root) return;
+    var slider = document.getElementById("poll-interval");
+    var output = document.getElementById("poll-interval-value");
+    var state = control.querySelector("[data-live-state]");
+    var stored = parseInt(window.localStorage.getItem("timeInterval") || "5000", 10);
+    var interval = Math.max(2000, isNaN(stored) ? 5000 : stored);
+    var timer = null;
+    slider.value = interval;
+    output.textContent = interval / 1000 + " s";
+    var main = root.closest("main") || root;
+
+    function schedule() {
+      clearTimeout(timer);
+      timer = setTimeout(poll, interval);
+    }
+
+    function paused(yes) {
+      state.textContent = yes ? state.getAttribute("data-paused-text") : "";
+      control.classList.toggle("paused", yes);
+    }
+
+    function apply(html) {
+      if (operatorBusy(main)) return paused(true);
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var fresh = doc.querySelector("[data-live-root]");
+      if (!fresh) return;
+      var mine = main.querySelector('[data-live="actions"]'), theirs = doc.querySelector('[data-live="actions"]');
+      if (mine && theirs) mine.replaceWith(document.importNode(theirs, true));
+      swapLive(root, fresh);
+      doc.querySelectorAll("[data-stat]").forEach(function (node) {
+        setText('[data-stat="' + node.getAttribute("data-stat") + '"]', node.textContent);
+      });
+      document.dispatchEvent(new CustomEvent("faktory:refreshed"));
+      var beacon = document.getElementById("beacon");
+      beacon.classList.add("pulse");
+      setTimeout(function () { beacon.classList.remove("pulse"); }, 300);
+    }
+
+    function poll() {
+      if (document.hidden || operatorBusy(main)) {
+        paused(!document.hidden);
+        return schedule();
+      }
+      paused(false);
+      fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) {
+          if (r.redirected || (r.status !== 200 && r.status !== 404)) throw new Error(r.status);
+          return r.text();
+        })
+        .then(apply)
+        .catch(function () { /* gone or restarting: try again next tick */ })
+        .then(schedule);
+    }
+
+    slider.addEventListener("input", function () {
+      interval = Math.max(2000, parseInt(slider.value, 10) || 5000);
+      output.textContent = interval / 1000 + " s";
+    });
+    slider.addEventListener("change", function () {
+      window.localStorage.setItem("timeInterval", String(interval));
+      schedule();
+    });
+    schedule();
+  }
+
   function start() {
     historyChart();
     liveChart();
+    liveList();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,42 @@
+"""Self-refreshing pages: the polling control list pages and job pages show
+next to their title.  ``faktory.js`` fetches the page's own URL at the
+chosen interval and swaps in the table bodies and the parts marked
+``data-live``, pausing while the operator works on the page (rows ticked,
+text typed or selected, a JSON view open) so nothing they did is lost."""
+
+from __future__ import annotations
+
+from twisted.web.template import Tag
+
+from .layout import Ctx, tags
+
+MIN_MS, MAX_MS, DEFAULT_MS = 2000, 20000, 5000
+
+
+def control(ctx: Ctx) -> Tag:
+    """The polling interval slider, shared with the dashboard (same stored
+    interval), and where the page says it is paused."""
+    return tags.div(
+        tags.span(class_="beacon", id="beacon", title="Updated"),
+        tags.label(
+            "Refresh every ",
+            tags.input(
+                type="range",
+                min=str(MIN_MS),
+                max=str(MAX_MS),
+                step="1000",
+                value=str(DEFAULT_MS),
+                id="poll-interval",
+                **{"aria-label": "Polling interval in milliseconds"},
+            ),
+            tags.output("5 s", id="poll-interval-value", **{"for": "poll-interval"}),
+        ),
+        tags.span(
+            "",
+            class_="live-state",
+            role="status",
+            **{"data-live-state": "1", "data-paused-text": "Paused while you work on this page"},
+        ),
+        class_="slider live-control",
+        id="live-control",
+    )
