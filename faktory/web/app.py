@@ -23,8 +23,8 @@ from .. import FAKTORY_COMPAT_VERSION
 from ..errors import StorageUnavailable
 from ..job import QUEUE_NAME, format_time
 from . import display, layout, pages
-from .live import control as live_control
 from .guard import Guard, script_prefix
+from .live import control as live_control
 
 log = Logger()
 
