@@ -102,6 +102,13 @@ def render() -> str:
         "Every `conf.d/*.toml` file in the config directory (`--config-dir`) is read in "
         "name order and parsed as one document, as the real Faktory server does.",
         "",
+        "Every value is checked before it is used, numbers against the range given below: "
+        "at startup a bad value stops the server (exit status 1) with one line naming the "
+        "setting, e.g. `[throttles] q: timeout must be a whole number from 1 to 604800 "
+        "seconds, not 1000000000000`; on SIGHUP the whole re-read config is refused with "
+        "that line in the log (`SIGHUP: config not reloaded, keeping the running one: ...`) "
+        "and the running config stays in force (`tests/test_settings_ranges.py`).",
+        "",
     ]
     if not keys:
         lines.append("No TOML keys are declared yet.")

@@ -66,13 +66,19 @@ CONFIG_KEYS = [
         "Prefix of every Redis key the server owns; always ends with `:` (`fk` is read as "
         "`fk:`) and must neither start nor be started by another namespace on the same Redis.",
     ),
-    ("faktory", "max_connections", "integer", "2000", "Identified connections allowed at once."),
+    (
+        "faktory",
+        "max_connections",
+        "integer",
+        "2000",
+        "Identified connections allowed at once (1 to 1 000 000).",
+    ),
     (
         "faktory",
         "max_line_length",
         "integer",
         "16777216",
-        "Longest command line accepted, in bytes.",
+        "Longest command line accepted, in bytes (1024 to 536 870 912).",
     ),
     ("faktory", "fsync", "string", '"everysec"', "Redis AOF fsync policy: always, everysec or no."),
     ("faktory", "redis_url", "string", '""', "Use this Redis instead of spawning one."),
@@ -93,6 +99,12 @@ CONFIG_KEYS = [
 ]
 
 _TYPES = {"string": str, "integer": int}
+# Allowed (low, high) of every integer setting, TOML key and flag alike.
+RANGES = {
+    "max_connections": (1, 1_000_000),
+    "max_line_length": (1024, 512 * 1024 * 1024),  # Redis strings hold 512 MiB
+    "workers": (1, 256),
+}
 _ARTICLE = {"string": "a string", "integer": "an integer"}
 FSYNC_POLICIES = ("always", "everysec", "no")
 _OPTION = {  # TOML key -> tap option it feeds when the flag is left at its default
@@ -150,11 +162,27 @@ def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
                     errors.append(f"[{section}] {key} must be {_ARTICLE[kind]}, not {item!r}")
                 elif kind == "integer" and item <= 0:
                     errors.append(f"[{section}] {key} must be a positive integer, not {item}")
+                elif kind == "integer" and not in_range(key, item):
+                    lo, hi = RANGES[key]
+                    errors.append(f"[{section}] {key} must be between {lo} and {hi}, not {item}")
                 elif key == "fsync" and item not in FSYNC_POLICIES:
                     errors.append(f"[{section}] fsync must be always, everysec or no, not {item!r}")
         elif section not in other_sections:
             warnings.append(f"unknown config section [{section}]")
     return errors, warnings
+
+
+def in_range(key: str, value: int) -> bool:
+    lo, hi = RANGES.get(key, (None, None))
+    return lo is None or lo <= value <= hi
+
+
+def check_int(where: str, value: Any, lo: int, hi: int, unit: str = "") -> int:
+    """``value`` if it is a whole number in [lo, hi]; else ConfigError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        unit = f" {unit}" if unit else ""
+        raise ConfigError(f"{where} must be a whole number from {lo} to {hi}{unit}, not {value!r}")
+    return value
 
 
 def apply(options, defaults: dict[str, Any]) -> list[str]:

@@ -175,6 +175,22 @@ def enabled(config: dict[str, Any]) -> list[Any]:
     return chosen
 
 
+def check_config(config: dict[str, Any], chosen: list[Any] | None = None) -> list[Any]:
+    """Check ``config`` before it is used, at startup and on SIGHUP: every
+    enabled plugin with a ``check_config(config)`` gets to refuse it (a
+    ValueError naming the setting).  Returns the enabled plugins."""
+    chosen = enabled(config) if chosen is None else chosen
+    for plugin in chosen:
+        check = getattr(plugin, "check_config", None)
+        if check is None:
+            continue
+        try:
+            check(config)
+        except ValueError as e:
+            raise PluginError(str(e)) from None
+    return chosen
+
+
 def _unknown(name: str, found: Discovery) -> str:
     known = ", ".join(sorted(found.plugins)) or "none"
     text = f"unknown plugin {name!r} (enabled in [plugins] or by --plugin; installed: {known})"

@@ -16,7 +16,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from . import config
+from . import config, plugins
 
 log = Logger()
 
@@ -46,7 +46,11 @@ async def reload(server: Any) -> None:
         return
     try:
         fresh = config.load(settings.config_dir)
-    except (config.ConfigError, OSError) as e:
+        errors, _ = config.problems(fresh)
+        if errors:
+            raise config.ConfigError("; ".join(errors))
+        plugins.check_config(fresh, getattr(server, "plugins_started", server.plugins))
+    except (config.ConfigError, plugins.PluginError, OSError) as e:
         log.error("SIGHUP: config not reloaded, keeping the running one: {e}", e=e)
         return
     settings.config = fresh

@@ -126,6 +126,9 @@ class Options(usage.Options):
                     raise ValueError
             except ValueError:
                 raise usage.UsageError(f"--{key} must be a positive integer") from None
+            if not config.in_range(key.replace("-", "_"), self[key]):
+                lo, hi = config.RANGES[key.replace("-", "_")]
+                raise usage.UsageError(f"--{key} must be between {lo} and {hi}, not {self[key]}")
         try:
             self["namespace"] = namespace.normalise(self["namespace"])
         except namespace.NamespaceError as e:
@@ -179,7 +182,7 @@ class Options(usage.Options):
             plugins.print_listing(self["config"])
             raise SystemExit(0)
         try:
-            plugins.enabled(self["config"])
+            plugins.check_config(self["config"])
         except plugins.PluginError as e:
             raise usage.UsageError(str(e)) from None
 

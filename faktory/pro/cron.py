@@ -337,6 +337,10 @@ class CronPlugin:
     def shutdown(self, server) -> None:
         pass
 
+    @staticmethod
+    def check_config(config: dict[str, Any]) -> None:
+        parse_entries(config)
+
     def configure(self, config: dict[str, Any]) -> None:
         """(Re)load ``[[cron]]`` entries; a bad config raises, keeping the old ones."""
         entries = parse_entries(config)

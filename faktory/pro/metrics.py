@@ -64,8 +64,8 @@ CONFIG_KEYS = [
         "location",
         "string",
         "(none: statsd off)",
-        "``host:port`` of the statsd / DogStatsD agent (UDP). ``DD_DOGSTATSD_URL=udp://host:port`` "
-        "in the environment does the same.",
+        "``host:port`` of the statsd / DogStatsD agent (UDP; port 1 to 65535). "
+        "``DD_DOGSTATSD_URL=udp://host:port`` in the environment does the same.",
     ),
     ("statsd", "namespace", "string", '"faktory."', "Prefix of every metric name."),
     (
@@ -81,7 +81,7 @@ CONFIG_KEYS = [
         "bufferSize",
         "integer",
         "15",
-        "Metrics per UDP packet (each waits 100 ms at most).",
+        "Metrics per UDP packet, 1 to 1000 (each waits 100 ms at most).",
     ),
     (
         "statsd",
@@ -90,7 +90,13 @@ CONFIG_KEYS = [
         "[]",
         "Queues whose ``queue.latency`` (age of the oldest job) is sent.",
     ),
-    ("statsd", "interval", "integer", "30", "Seconds between the gauges (``processed``, ...)."),
+    (
+        "statsd",
+        "interval",
+        "integer",
+        "30",
+        "Seconds between the gauges (``processed``, ...), 1 to 86 400.",
+    ),
 ]
 
 
@@ -157,7 +163,7 @@ class _UDP(DatagramProtocol):
             return
         try:
             self.transport.write(data, address)
-        except OSError as e:  # e.g. ECONNREFUSED from a previous packet
+        except (OSError, OverflowError, ValueError) as e:  # e.g. ECONNREFUSED
             log.debug("statsd send failed: {e}", e=e)
 
 
@@ -248,6 +254,8 @@ def statsd_settings(config: dict[str, Any], env: dict[str, str]) -> dict[str, An
     host, sep, port = location.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise MetricsConfigError(f"[statsd] location {location!r}: use host:port")
+    if not 1 <= int(port) <= 65535:
+        raise MetricsConfigError(f"[statsd] location {location!r}: port must be from 1 to 65535")
     namespace = section.get("namespace", "faktory.")
     tags = section.get("tags", [])
     latency = section.get("queueLatency", [])
@@ -268,10 +276,12 @@ def statsd_settings(config: dict[str, Any], env: dict[str, str]) -> dict[str, An
             )
     if not isinstance(latency, list) or not all(isinstance(q, str) for q in latency):
         raise MetricsConfigError("[statsd] queueLatency must be a list of queue names")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise MetricsConfigError("[statsd] bufferSize must be a positive integer")
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise MetricsConfigError("[statsd] interval must be a positive number of seconds")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1000:
+        raise MetricsConfigError(f"[statsd] bufferSize must be from 1 to 1000, not {size!r}")
+    if isinstance(interval, bool) or not isinstance(interval, int) or not 1 <= interval <= 86400:
+        raise MetricsConfigError(
+            f"[statsd] interval must be from 1 to 86400 seconds, not {interval!r}"
+        )
     return {
         "interval": interval,
         "host": host.strip("[]"),
@@ -301,6 +311,10 @@ class MetricsPlugin:
         self.statsd: Statsd | None = None
         self.queue_latency: list[str] = []
         self.pending: dict[str, int] = defaultdict(int)
+
+    @staticmethod
+    def check_config(config: dict[str, Any]) -> None:
+        statsd_settings(config, dict(os.environ))
 
     async def setup(self, server) -> None:
         self.server = server

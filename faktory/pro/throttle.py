@@ -80,9 +80,21 @@ CONFIG_KEYS = [
         "Limits for one queue: ``concurrency`` (running at once, cluster-wide), "
         "``worker`` (running at once per worker process), ``rate`` jobs per ``period`` "
         "seconds (default 1), and ``timeout`` (seconds before a slot held by a job that "
-        "was never ACKed or FAILed lapses, default 60). A throttled queue is skipped by FETCH.",
+        "was never ACKed or FAILed lapses, default 60). A throttled queue is skipped by FETCH. "
+        "Ranges: ``concurrency`` and ``worker`` 0 to 1 000 000, ``rate`` 0 to 10⁹, "
+        "``period`` 1 to 86 400 s, ``timeout`` 1 to 604 800 s.",
     ),
 ]
+
+
+# Allowed range of each key: (lowest, highest, unit).
+LIMITS = {
+    "concurrency": (0, 1_000_000, ""),
+    "worker": (0, 1_000_000, ""),
+    "rate": (0, 1_000_000_000, ""),
+    "period": (1, 86_400, " seconds"),
+    "timeout": (1, 7 * 86_400, " seconds"),
+}
 
 
 class ThrottleError(ValueError):
@@ -119,14 +131,15 @@ def parse_throttles(config: dict[str, Any]) -> list[Throttle]:
             raise ThrottleError(f"{where}: unknown keys {sorted(unknown)}")
         values = {}
         for key, value in spec.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ThrottleError(f"{where}: {key} must be a whole number >= 0")
+            lo, hi, unit = LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ThrottleError(
+                    f"{where}: {key} must be a whole number from {lo} to {hi}{unit}, not {value!r}"
+                )
             values[key] = value
         t = Throttle(queue, **values)
         if not (t.concurrency or t.worker or t.rate):
             raise ThrottleError(f"{where}: set concurrency, worker or rate")
-        if t.timeout <= 0 or t.period <= 0:
-            raise ThrottleError(f"{where}: timeout and period must be at least 1 second")
         out.append(t)
     return out
 
@@ -168,6 +181,10 @@ class ThrottlePlugin:
 
     def shutdown(self, server) -> None:
         pass
+
+    @staticmethod
+    def check_config(config: dict[str, Any]) -> None:
+        parse_throttles(config)
 
     async def configure(self, config: dict[str, Any]) -> None:
         """Write this server's throttles to Redis.  Every server sharing a
