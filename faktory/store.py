@@ -264,12 +264,18 @@ return 1
 
 # ARGV: prefix, jid, expected reservation, queue, priority, job.
 # Hands a reserved job back to the front of its queue, uncounted.
+# With ARGV[7] (wid) and ARGV[8] (cutoff), only while that worker process is
+# gone (no record, or no heartbeat since the cutoff): -1 when it is alive.
 RELEASE = (
     _THROTTLE_LUA
     + _HELD_LUA
     + """
 local p = ARGV[1]
 if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[3] then return 0 end
+if ARGV[8] then
+  local beat = tonumber(redis.call('HGET', p .. 'worker:' .. ARGV[7], 'beat'))
+  if beat and beat > tonumber(ARGV[8]) then return -1 end
+end
 redis.call('HDEL', p .. 'working', ARGV[2])
 redis.call('ZREM', p .. 'working:exp', ARGV[2])
 throttle_release(p, ARGV[2])
@@ -700,6 +706,22 @@ class Store:
     ) -> defer.Deferred:
         d = self._release(self.redis, (self.prefix, jid, reservation, queue, priority, payload))
         return d.addCallback(bool)
+
+    def release_orphan(
+        self,
+        jid: str,
+        reservation: bytes,
+        queue: str,
+        priority: int,
+        payload: str,
+        wid: str,
+        cutoff: float,
+    ) -> defer.Deferred:
+        """Release a reservation only while its worker process ``wid`` is gone
+        (no heartbeat since ``cutoff``): fires with 1 (released), 0 (the
+        reservation changed) or -1 (the worker is alive)."""
+        args = (self.prefix, jid, reservation, queue, priority, payload, wid, repr(cutoff))
+        return self._release(self.redis, args).addCallback(int)
 
     def drop_orphan_expiry(self, jid: str) -> defer.Deferred:
         """Remove an expiry entry whose reservation is already gone."""

@@ -5,6 +5,7 @@ grouped failures.  Outcomes are checked through the work protocol."""
 from __future__ import annotations
 
 import test_web_browser as harness
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from test_web_browser import fail_job
@@ -105,3 +106,24 @@ def test_every_list_page_refreshes(ui, client, server):
         change()
         wait(ui, seen)
         assert ui.d.execute_script("return window.__same_page") == 1, path
+
+
+def test_release_the_job_of_a_crashed_worker(ui, client, server):
+    alive = server.client(wid="w-alive", hello={"hostname": "box-ok"})
+    crashed = server.client(wid="w-crashed", hello={"hostname": "box-gone"})
+    lost, _ = client.push(queue="orphans", jobtype="Lost")
+    kept, _ = client.push(queue="orphans", jobtype="Kept")
+    assert crashed.fetch("orphans")["jid"] == lost
+    assert alive.fetch("orphans")["jid"] == kept
+    crashed.close()  # its process died: the connection and its worker record are gone
+    ui.open("/busy")
+    wait(ui, lambda: "worker gone" in ui.row("data-jid", lost).text)
+    assert "worker gone" not in ui.row("data-jid", kept).text
+    assert not ui.row("data-jid", kept).find_elements(By.CSS_SELECTOR, "button")
+    ui.click(
+        ui.row("data-jid", lost).find_element(By.CSS_SELECTOR, 'button[value="release"]'), True
+    )
+    assert ui.flash() == f"Released {lost} back to queue orphans."
+    assert not ui.css(f'tr[data-jid="{lost}"]')
+    assert client.fetch("orphans")["jid"] == lost
+    alive.close()

@@ -12,6 +12,7 @@ from html import unescape
 import pytest_twisted
 import test_web_routes
 from test_web_routes import keys_in
+from twisted.logger import formatEvent, globalLogPublisher
 
 from faktory.job import format_time
 from faktory.locate import Finder
@@ -109,3 +110,77 @@ async def test_job_search_is_bounded(web, monkeypatch):
     response, html = await web.get("/job/" + first["jid"])
     assert response.code == 404
     assert "was not found among the first" in text_of(html)
+
+
+# -- orphaned reservations -------------------------------------------------------------
+def busy_row(html: str, jid: str) -> str:
+    return re.search(rf'<tr data-jid="{jid}"[^>]*>.*?</tr>', html, re.S).group(0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_release_a_job_whose_worker_is_gone(web):
+    store, manager = web.store, web.server.manager
+    now = time.time()
+    await store.worker_connect("w-alive", now, "{}")
+    lost = await web.push(queue="work", args=["lost"])
+    await manager.fetch(["work"], wid="w-crashed")  # no record: its process is gone
+    held = await web.push(queue="work", args=["held"])
+    await manager.fetch(["work"], wid="w-alive")
+    waiting = await web.push(queue="work", args=["waiting"])
+    _, html = await web.get("/busy")
+    row = busy_row(html, lost["jid"])
+    assert 'class="orphan"' in row and "worker gone" in row and 'value="release"' in row
+    assert "worker gone" not in busy_row(html, held["jid"])
+    stamp = re.search(r'name="reserved_at" value="([^"]+)"', row).group(1)
+
+    # A stale form (another reservation time) releases nothing.
+    response, _ = await web.post("/busy/release", {"jid": lost["jid"], "reserved_at": "x"})
+    _, html = await web.get("/busy", cookies=response.cookies())
+    assert "is no longer held by that reservation: nothing released." in html
+    logged: list[str] = []
+    observer = lambda event: logged.append(formatEvent(event))  # noqa: E731
+    globalLogPublisher.addObserver(observer)
+    try:
+        response, _ = await web.post("/busy/release", {"jid": lost["jid"], "reserved_at": stamp})
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert response.headers.getRawHeaders("location") == ["/busy"]
+    assert f"Operator released job {lost['jid']} (SendEmail) of gone worker w-crashed" in "".join(
+        logged
+    )
+    _, html = await web.get("/busy", cookies=response.cookies())
+    assert f"Released {lost['jid']} back to queue work." in html
+    assert await store.reservation(lost["jid"]) is None
+    # Back at the front of its queue: the next FETCH gets it before "waiting".
+    assert json.loads(await manager.fetch(["work"], wid="w-alive"))["jid"] == lost["jid"]
+    assert json.loads(await manager.fetch(["work"], wid="w-alive"))["jid"] == waiting["jid"]
+
+    # A worker that sends heartbeats keeps its job, whatever the form says.
+    raw = json.loads(await store.reservation(held["jid"]))
+    response, _ = await web.post(
+        "/busy/release", {"jid": held["jid"], "reserved_at": raw["reserved_at"]}
+    )
+    _, html = await web.get("/busy", cookies=response.cookies())
+    assert "sends heartbeats again: nothing released." in html
+    assert await store.reservation(held["jid"]) is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_release_refuses_a_worker_that_came_back(web):
+    """The worker check runs inside the release script, after the page was drawn."""
+    store, manager = web.store, web.server.manager
+    job = await web.push(queue="work")
+    await manager.fetch(["work"], wid="w-flaky")
+    _, html = await web.get("/busy")
+    assert "worker gone" in busy_row(html, job["jid"])
+    stamp = re.search(r'name="reserved_at" value="([^"]+)"', html).group(1)
+    await store.worker_connect("w-flaky", time.time(), "{}")
+    response, _ = await web.post("/busy/release", {"jid": job["jid"], "reserved_at": stamp})
+    _, html = await web.get("/busy", cookies=response.cookies())
+    assert "sends heartbeats again" in html
+    assert "worker gone" not in busy_row(html, job["jid"])
+    # Silent for longer than the heartbeat timeout: gone again, and releasable.
+    await web.cmd("HSET", store.prefix + "worker:w-flaky", "beat", time.time() - 61)
+    await web.post("/busy/release", {"jid": job["jid"], "reserved_at": stamp})
+    assert await store.reservation(job["jid"]) is None
+    assert await store.queue_sizes(["work"]) == {"work": 1}

@@ -312,7 +312,10 @@ class WebUI:
                 except ValueError:
                     continue
                 by_wid[wid] = by_wid.get(wid, 0) + 1
-        body = pages.busy(ctx, workers, by_wid, total, reservations, page)
+        from .orphans import release_cell  # its module registers routes on this app
+
+        cell = release_cell(ctx, workers)
+        body = pages.busy(ctx, workers, by_wid, total, reservations, page, cell)
         return await self._html(ctx, "busy", "Busy", body, live=True)
 
     @app.route("/busy", methods=["POST"])

@@ -236,7 +236,10 @@ def busy(
     total: int,
     reservations: list[dict],
     page: int,
+    release_cell=None,
 ) -> Tag:
+    """``release_cell(reservation)`` draws the release button of a job whose
+    worker is gone ('' for the others; see ``web.orphans``)."""
     wrows = []
     for w in workers:
         name = [tags.strong(f"{w['hostname']}:{w['pid']}")]
@@ -302,6 +305,7 @@ def busy(
     for r in reservations:
         job = r.get("job") or {}
         queue_name = str(job.get("queue", ""))
+        release = release_cell(r) if release_cell is not None else ""
         jrows.append(
             tags.tr(
                 tags.td(tags.code(str(r.get("wid") or "-"))),
@@ -311,6 +315,8 @@ def busy(
                 args_cell(job),
                 tags.td(when(display.timestamp(r.get("reserved_at")), ctx.now)),
                 tags.td(when(display.timestamp(r.get("expiry")), ctx.now)),
+                tags.td(release, class_="actions"),
+                **{"data-jid": str(job.get("jid", "")), **({"class": "orphan"} if release else {})},
             )
         )
     last = (total + PER_PAGE - 1) // PER_PAGE
@@ -319,7 +325,7 @@ def busy(
             tags.h2(f"Jobs in progress ({display.number(total)})", **{"data-live": "jobs"}),
             class_="card-head",
         ),
-        table(["Process", "JID", "Queue", "Job", "Arguments", "Started", "Expires"], jrows)
+        table(["Process", "JID", "Queue", "Job", "Arguments", "Started", "Expires", ""], jrows)
         if jrows
         else empty("No jobs are running."),
         pager(ctx, "/busy", page, last, False),

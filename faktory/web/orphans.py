@@ -1,0 +1,60 @@
+"""Busy page: jobs reserved by a worker process that is gone are marked, with
+a button that releases the job back to the front of its queue now
+(``faktory.orphans``; the release is atomic and logged)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.web.template import Tag
+
+from .. import orphans
+from .app import WebUI, _arg
+from .layout import Ctx, badge, button, post_form, tags
+
+app = WebUI.app
+
+
+def release_cell(ctx: Ctx, workers: list[dict]) -> Callable[[dict], Tag | str]:
+    """For ``pages.busy``: a reservation's mark and release button, or ''."""
+    live = orphans.live_workers(workers, ctx.now)
+
+    def cell(reservation: dict) -> Tag | str:
+        if not orphans.is_orphan(reservation, live):
+            return ""
+        jid = str((reservation.get("job") or {}).get("jid", ""))
+        return tags.div(
+            badge("worker gone", "danger"),
+            " ",
+            post_form(
+                ctx,
+                "/busy/release",
+                button(
+                    "Release",
+                    "release",
+                    kind="sm primary",
+                    confirm="Put this job back at the front of its queue now?",
+                    title="Its worker process sends no heartbeat: put the job back in its queue",
+                ),
+                hidden={"jid": jid, "reserved_at": str(reservation.get("reserved_at", ""))},
+                class_="inline",
+            ),
+            class_="release",
+        )
+
+    return cell
+
+
+@app.route("/busy/release", methods=["POST"])
+async def release(self, request):
+    jid = _arg(request, "jid")
+    if not jid:
+        return self._redirect(request, "/busy", "Nothing selected.")
+    outcome, job = await orphans.release(self.server, jid, _arg(request, "reserved_at"))
+    queue = str(job.get("queue", ""))
+    message = {
+        "released": f"Released {jid} back to queue {queue}.",
+        "gone": f"Job {jid} is no longer held by that reservation: nothing released.",
+        "alive": f"The worker holding {jid} sends heartbeats again: nothing released.",
+    }[outcome]
+    return self._redirect(request, "/busy", message)
