@@ -18,6 +18,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from . import job as jobs
 from .errors import CommandError, Discard, StorageUnavailable
@@ -63,6 +64,17 @@ def _json_str(value: str) -> str:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _mark_step(error: Any, i: int) -> Any:
+    """Note on an exception (or Failure) which middleware step raised it."""
+    exc = error.value if isinstance(error, Failure) else error
+    if not hasattr(exc, "faktory_middleware_step"):
+        try:
+            exc.faktory_middleware_step = i
+        except AttributeError:
+            pass
+    return error
 
 
 async def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, str]) -> None:
@@ -135,6 +147,9 @@ class Manager:
         }
         # Per middleware: the ``custom`` keys it is about (None: every job).
         self._custom: dict[str, list[tuple[str, ...] | None]] = {c: [] for c in self.middleware}
+        # Per PUSH middleware: its undo (or None), run when a later step refuses
+        # the job or it cannot be stored, so e.g. a unique lock is not left behind.
+        self._undo: list[Middleware | None] = []
         # FETCH decodes a job only if some middleware wants it: None = always,
         # else the byte strings one of which must appear in the raw job.
         self._fetch_probe: tuple[bytes, ...] | None = ()
@@ -147,12 +162,26 @@ class Manager:
     def now(self) -> float:
         return self.clock.seconds()
 
-    def use(self, chain: str, fn: Middleware, custom: tuple[str, ...] | None = None) -> None:
+    def use(
+        self,
+        chain: str,
+        fn: Middleware,
+        custom: tuple[str, ...] | None = None,
+        undo: Middleware | None = None,
+    ) -> None:
         """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``,
         ``settled``).  With ``custom`` it runs only for jobs whose ``custom``
         object has one of these keys: most jobs then skip it without a call,
-        and FETCH does not even decode them."""
+        and FETCH does not even decode them.
+
+        ``undo(job)`` (PUSH only) reverses what ``fn`` did when the PUSH fails
+        after ``fn`` finished: a later middleware refused the job, or storing
+        it failed.  A middleware that refuses a job undoes its own work."""
         self.middleware[chain].append(fn)
+        if chain == "push":
+            self._undo.append(undo)
+        elif undo is not None:
+            raise ValueError("only PUSH middleware has an undo")
         keys = tuple(custom) if custom is not None else None
         self._custom[chain].append(keys)
         if chain == "fetch":
@@ -185,19 +214,26 @@ class Manager:
             keys = wants[i]
             if keys is not None and (custom is None or not any(k in custom for k in keys)):
                 continue
-            result = fns[i](job, *args)
-            if isinstance(result, CoroutineType):
-                try:
-                    result.send(None)
-                except StopIteration:
-                    continue
-                d = defer.ensureDeferred(result)
-            elif isinstance(result, defer.Deferred):
+            try:
+                result = fns[i](job, *args)
+                if isinstance(result, CoroutineType):
+                    try:
+                        result.send(None)
+                    except StopIteration:
+                        continue
+                    d = defer.ensureDeferred(result)
+                    d.addErrback(_mark_step, i)
+                    return d.addCallback(lambda _, i=i: self._chain(chain, job, *args, start=i + 1))
+            except Exception as e:
+                _mark_step(e, i)
+                raise
+            if isinstance(result, defer.Deferred):
                 d = result
             elif hasattr(result, "__await__"):
                 d = defer.ensureDeferred(_await(result))
             else:
                 continue
+            d.addErrback(_mark_step, i)
             return d.addCallback(lambda _, i=i: self._chain(chain, job, *args, start=i + 1))
         return None
 
@@ -213,15 +249,57 @@ class Manager:
         return self.push(job)
 
     def push(self, job: dict, run_middleware: bool = True) -> defer.Deferred:
-        """Store a validated job: scheduled if ``at`` is ahead, else enqueued."""
+        """Store a validated job: scheduled if ``at`` is ahead, else enqueued.
+        If a step fails, the PUSH middleware that had finished are undone."""
         try:
             if run_middleware and self.middleware["push"]:
-                pending = self._chain("push", job)
-                if pending is not None:
-                    return pending.addCallback(lambda _: self._store_job(job))
+                try:
+                    pending = self._chain("push", job)
+                    if pending is not None:
+                        d = pending.addCallback(lambda _: self._store_job(job))
+                    else:
+                        d = self._store_job(job)
+                except Exception:
+                    d = defer.fail()
+                if self._undo_wanted(job):
+                    d.addErrback(self._undo_push, job)
+                return d
             return self._store_job(job)
         except Exception:
             return defer.fail()
+
+    def _undo_wanted(self, job: dict) -> bool:
+        """Whether some PUSH middleware that runs for this job has an undo."""
+        custom = job.get("custom")
+        for undo, keys in zip(self._undo, self._custom["push"]):
+            if undo is None:
+                continue
+            if keys is None or (isinstance(custom, dict) and any(k in custom for k in keys)):
+                return True
+        return False
+
+    def _undo_push(self, failure: Failure, job: dict) -> defer.Deferred:
+        """Run the undo of every PUSH middleware that finished before the
+        failing step (all of them when storing failed), last first; then
+        hand the failure on."""
+        step = getattr(failure.value, "faktory_middleware_step", len(self._undo))
+        d = defer.ensureDeferred(self._run_undo(job, step))
+        return d.addCallback(lambda _: failure)
+
+    async def _run_undo(self, job: dict, step: int) -> None:
+        custom = job.get("custom")
+        for i in reversed(range(min(step, len(self._undo)))):
+            undo, keys = self._undo[i], self._custom["push"][i]
+            if undo is None:
+                continue
+            if keys is not None and not (
+                isinstance(custom, dict) and any(k in custom for k in keys)
+            ):
+                continue
+            try:
+                await _await(defer.maybeDeferred(undo, job))
+            except Exception:  # noqa: BLE001 - the other undos must still run
+                log.failure("Undo of a PUSH middleware failed for job {jid}", jid=job.get("jid"))
 
     def _store_job(self, job: dict) -> defer.Deferred:
         now = self.now()
@@ -255,6 +333,7 @@ class Manager:
             for i, item in enumerate(batch):
                 jid = item.get("jid") if isinstance(item, dict) else None
                 key = jid if isinstance(jid, str) else str(i)
+                job = None
                 try:
                     if isinstance(item, dict) and not item.get("created_at"):
                         item = dict(item, created_at=created)
@@ -263,10 +342,17 @@ class Manager:
                     if pending is not None:
                         await _settle(stored, errors)
                         await pending
-                except (JobError, CommandError) as e:
+                except Exception as e:
+                    if job is not None and self._undo_wanted(job):
+                        await self._run_undo(job, getattr(e, "faktory_middleware_step", 0))
+                    if not isinstance(e, (JobError, CommandError)):
+                        raise
                     errors[key] = str(e)
                     continue
-                stored.append((key, self._store_job(job)))
+                d = self._store_job(job)
+                if self._undo_wanted(job):
+                    d.addErrback(self._undo_push, job)
+                stored.append((key, d))
         finally:
             await _settle(stored, errors)
         return errors

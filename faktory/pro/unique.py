@@ -5,8 +5,10 @@ and queue holds the lock.
 The lock is one Redis key per (jobtype, args, queue) digest, taken with
 ``SET NX PX`` (atomic across servers) and holding the owner's jid, so only
 the owner can release it: at FETCH for ``unique_until = "start"``, at ACK
-for ``"success"`` (the default, kept through retries), and when an expired
-job is dropped at FETCH.  It always expires
+for ``"success"`` (the default, kept through retries), when the job will not
+run again (FAIL with ``retry: 0``, death after its last retry, an expired job
+dropped at FETCH), and when the PUSH that took it fails after all (a later
+middleware refused the job, or it could not be stored).  It always expires
 after ``unique_for`` seconds, plus the delay of a scheduled job.
 """
 
@@ -92,7 +94,7 @@ class UniquePlugin:
     def setup(self, server) -> None:
         self.server = server
         self.store = UniqueStore(server.store)
-        server.manager.use("push", self.on_push, custom=("unique_for",))
+        server.manager.use("push", self.on_push, custom=("unique_for",), undo=self.undo_push)
         server.manager.use("fetch", self.on_fetch, custom=("unique_for",))
         server.manager.use("settled", self.on_settled, custom=("unique_for",))
 
@@ -110,18 +112,23 @@ class UniquePlugin:
         if not await self.store.lock(job, ttl):
             raise Halt("Job not unique", "NOTUNIQUE")
 
+    async def undo_push(self, job: dict) -> None:
+        """The PUSH failed after the lock was taken: give it back."""
+        if _terms_or_none(job) is not None:
+            await self.store.release(job)
+
     async def on_fetch(self, job: dict) -> None:
         terms = _terms_or_none(job)
         if terms is not None and terms[1] == "start":
             await self.store.release(job)
 
     async def on_settled(self, job: dict, outcome: str, reservation: Any = None) -> None:
-        """ACK ends a ``success`` lock; a job dropped at FETCH (expired) will
-        never run, so its lock goes too.  Failures keep it (retries)."""
-        if outcome not in ("ack", "discard"):
+        """ACK ends the lock; so does every end after which the job will not
+        run again (FAIL with retry 0, death, expired at FETCH).  A failure
+        that will be retried keeps it."""
+        if outcome == "retry":
             return
-        terms = _terms_or_none(job)
-        if terms is not None and (terms[1] == "success" or outcome == "discard"):
+        if _terms_or_none(job) is not None:
             await self.store.release(job)
 
 
