@@ -18,7 +18,13 @@ Semantics the rest of the server relies on:
 * error replies fail with ``txredisapi.ResponseError`` (``Script`` traps
   ``NOSCRIPT`` with it);
 * the connection comes back by itself (backoff between attempts), with AUTH
-  and SELECT replayed.
+  and SELECT replayed;
+* with ``require_primary`` (Sentinel, ``wait_replicas``) a connection is only
+  used once ``ROLE`` says it reaches a primary, and a ``READONLY`` reply (the
+  primary was demoted) drops it, so the next attempt finds the new primary;
+* ``replicated(result)`` (see ``faktory.replication``) holds a write's answer
+  until one ``WAIT`` sent at the end of the reactor turn confirms that the
+  replicas have every write of that turn.
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ class RedisProtocol(txredisapi.RedisProtocol):
         self.lost_reason = ""
         self._out: list[bytes] = []
         self._flush_call = None
+        self._replicated: list[tuple[defer.Deferred, Any]] = []  # answers held for WAIT
+        self._wait_for = 0
 
     def execute_command(self, *args: Any, **_: Any) -> defer.Deferred:
         if self.transport is None or not self.connected:
@@ -96,10 +104,31 @@ class RedisProtocol(txredisapi.RedisProtocol):
         """End of the reactor turn: one write for every command issued in it."""
         self._flush_call = None
         out = self._out
+        if self._replicated:
+            self._send_wait()
         if out and self.transport is not None:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             send_now(self.transport, data)
+
+    def hold_for_replicas(self, result: Any, replicas: int) -> defer.Deferred:
+        """``result`` once a WAIT at the end of this turn has confirmed it."""
+        d = defer.Deferred()
+        self._replicated.append((d, result))
+        self._wait_for = replicas
+        if self._flush_call is None:
+            self._flush_call = self.client.reactor.callLater(0, self._flush)
+        return d
+
+    def _send_wait(self) -> None:
+        held, self._replicated = self._replicated, []
+        client = self.client
+        self._out.append(hiredis.pack_command(("WAIT", self._wait_for, client.wait_timeout_ms)))
+        if not self.waiting:
+            self.busy_since = client.clock.seconds()
+        d = defer.Deferred()
+        self.waiting.append(d)
+        d.addCallbacks(client._waited, client._wait_failed, (held, self._wait_for), None, (held,))
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
         reader = self._reader
@@ -120,6 +149,8 @@ class RedisProtocol(txredisapi.RedisProtocol):
                 if str(reply).startswith(_NOT_READY):
                     # A restarted Redis still loading its data, or a replica/cluster
                     # not ready: the same "come back later" as no connection.
+                    if str(reply).startswith("READONLY"):
+                        self.client.drop(self, "the primary was demoted to a replica")
                     reply = StorageUnavailable(str(reply))
                 d.errback(reply)
             else:
@@ -139,6 +170,9 @@ class RedisProtocol(txredisapi.RedisProtocol):
         reason = self.lost_reason or "connection lost"
         waiting, self.waiting = self.waiting, deque()
         for d in waiting:
+            d.errback(StorageUnavailable(reason))
+        held, self._replicated = self._replicated, []
+        for d, _ in held:
             d.errback(StorageUnavailable(reason))
         super().connectionLost(why)
 
@@ -180,6 +214,12 @@ class RedisClient:
         self.password = password
         self.db = db
         self.timeout = timeout
+        self.require_primary = False  # check ROLE before using a connection
+        self.wait_replicas = 0  # replicas a write waits for (faktory.replication)
+        self.wait_timeout_ms = 1000
+        self.replicas = 0  # replicas the primary reported connected (ROLE)
+        self.on_role: Any = None  # called with each ROLE reply (faktory.replication)
+        self.companions: list[Any] = []  # things stopped with it (Sentinel watcher...)
         self._proto: RedisProtocol | None = None  # set once AUTH/SELECT passed
         self._ready_waiters: list[defer.Deferred] = []
         self._service = ClientService(
@@ -201,6 +241,8 @@ class RedisClient:
         if self._watchdog.running:
             self._watchdog.stop()
         self._proto = None
+        for companion in self.companions:
+            companion.stop()
         d = defer.maybeDeferred(self._service.stopService)
         # Stopping while a reconnection attempt is half-way can trip Twisted's
         # connector; the connection is going away either way.
@@ -214,6 +256,47 @@ class RedisClient:
         """AUTH/SELECT passed (txredisapi's connectionMade): take commands."""
         if proto.transport is None or proto.transport.disconnecting:
             return
+        if self.require_primary:
+            d = proto.execute_command("ROLE")
+            d.addCallback(self._role_checked, proto)
+            d.addErrback(self._role_failed, proto)
+            return
+        self._take(proto)
+
+    def _role_checked(self, role: Any, proto: RedisProtocol) -> None:
+        if not self.check_role(role, proto):
+            return
+        if proto.transport is not None and not proto.transport.disconnecting:
+            self._take(proto)
+
+    def _role_failed(self, failure, proto: RedisProtocol) -> None:
+        log.error("Redis ROLE failed: {e}", e=failure.getErrorMessage())
+        self.drop(proto, "ROLE failed")
+
+    def check_role(self, role: Any, proto: RedisProtocol) -> bool:
+        """Keep ``proto`` only if ROLE says it is a primary; note its replicas."""
+        if not isinstance(role, list) or not role or role[0] != b"master":
+            what = role[0].decode() if isinstance(role, list) and role else repr(role)
+            log.warn("Redis at the other end is a {what}, not the primary; reconnecting", what=what)
+            self.drop(proto, "Redis is not the primary (failover in progress?)")
+            return False
+        self.replicas = len(role[2]) if len(role) > 2 and isinstance(role[2], list) else 0
+        if self.on_role is not None:
+            self.on_role(self)
+        return True
+
+    def drop(self, proto: RedisProtocol | None = None, reason: str = "dropped") -> None:
+        """Abandon a connection (default: the current one); it is re-made at once."""
+        proto = proto or self._proto
+        if proto is None:
+            return
+        if self._proto is proto:
+            self._proto = None
+        proto.lost_reason = reason
+        if proto.transport is not None and not proto.transport.disconnecting:
+            proto.transport.abortConnection()
+
+    def _take(self, proto: RedisProtocol) -> None:
         self._proto = proto
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
@@ -233,6 +316,31 @@ class RedisClient:
                 proto.lost_reason = f"no reply within {self.timeout:g} s"
                 # txredisapi fails every command in flight on connectionLost.
                 proto.transport.abortConnection()
+
+    # -- replication -------------------------------------------------------------
+    def replicated(self, result: Any) -> Any:
+        """A write's answer, held until the replicas have it (one WAIT per
+        reactor turn); at once when no replica is connected or none is wanted."""
+        wanted = min(self.wait_replicas, self.replicas)
+        proto = self._proto
+        if not wanted or proto is None:
+            return result
+        return proto.hold_for_replicas(result, wanted)
+
+    def _waited(self, acked: Any, held: list, wanted: int) -> None:
+        if isinstance(acked, int) and acked < wanted:
+            self.replication_shortfalls += 1
+            if self.on_shortfall is not None:
+                self.on_shortfall(acked, wanted)
+        for d, result in held:
+            d.callback(result)
+
+    def _wait_failed(self, failure, held: list) -> None:
+        for d, _ in held:
+            d.errback(failure)
+
+    replication_shortfalls = 0  # WAITs that timed out short of the wanted replicas
+    on_shortfall: Any = None
 
     # -- commands ---------------------------------------------------------------
     def execute_command(self, *args: Any, **_: Any) -> defer.Deferred:

@@ -13,12 +13,13 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 
-from . import backup, multiproc, namespace, plugins, reload
+from . import backup, multiproc, namespace, plugins, reload, replication
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
 from .protocol import FaktoryFactory
 from .redisproc import RedisProcess
+from .sentinel import is_sentinel_url
 from .store import Store, connect
 from .workers import Workers
 
@@ -104,7 +105,14 @@ class FaktoryServer(service.MultiService):
             url = "unix://" + sock
         else:
             url = s.redis_url
-        self.redis, self.subscriber = await connect(url, self.reactor, self._on_notify, s.prefix)
+        redis_section = s.config.get("redis")
+        self.redis, self.subscriber = await connect(
+            url,
+            self.reactor,
+            self._on_notify,
+            s.prefix,
+            sentinel_password=replication.sentinel_password(redis_section),
+        )
         await namespace.claim(self.redis, s.prefix)
         self.store = Store(self.redis, s.prefix, self.origin)
         self.manager = Manager(self.store, self.reactor)
@@ -118,6 +126,7 @@ class FaktoryServer(service.MultiService):
         self.add_task("dead", 60, self.manager.purge_dead)
         backup.install(self)  # hourly snapshots in production
         await plugins.setup_all(self)
+        replication.install(self, is_sentinel_url(url))  # after plugins added commands
         reload.install(self)  # SIGHUP re-reads conf.d (cron, throttles...)
         if s.workers > 1 or s.reuse_port:
             self.ports["work"] = multiproc.listen_reuseport(self.reactor, s.bind, self.factory)

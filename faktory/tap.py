@@ -8,7 +8,7 @@ import re
 from twisted.logger import Logger
 from twisted.python import usage
 
-from . import config, multiproc, namespace, plugins
+from . import config, multiproc, namespace, plugins, replication
 from .server import FaktoryServer, Settings
 
 log = Logger()
@@ -135,6 +135,10 @@ class Options(usage.Options):
             raise usage.UsageError(f"--namespace: {e}") from None
         if self["fsync"] not in ("always", "everysec", "no"):
             raise usage.UsageError("--fsync must be always, everysec or no")
+        try:
+            replication.check(self["redis-url"] or "", self["config"].get("redis"))
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if not self["data-dir"]:
             self["data-dir"] = (
                 os.path.expanduser("~/.faktory/db")

