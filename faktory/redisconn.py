@@ -329,9 +329,17 @@ class RedisClient:
 
     def _waited(self, acked: Any, held: list, wanted: int) -> None:
         if isinstance(acked, int) and acked < wanted:
+            # Done on the primary only: not acknowledged, the client retries
+            # (at-least-once), so a failover now cannot lose an answered write.
             self.replication_shortfalls += 1
             if self.on_shortfall is not None:
                 self.on_shortfall(acked, wanted)
+            error = StorageUnavailable(
+                f"the replicas did not confirm the write within {self.wait_timeout_ms} ms"
+            )
+            for d, _ in held:
+                d.errback(error)
+            return
         for d, result in held:
             d.callback(result)
 

@@ -12,8 +12,11 @@ held (``RedisClient.replicated``) until it returns.
 connected (``ROLE``, checked every second and on each new connection): with
 no replica connected (a failover that left the new primary alone) writes go
 on with the primary's own persistence and a warning is logged, rather than
-stopping work.  A WAIT that times out short of ``n`` also lets the answers go
-(logged): the replica is then lagging or gone, and Redis will soon say so.
+stopping work.  A WAIT that times out short of ``n`` (a replica still
+connected but not keeping up) fails the commands it held with ``Redis is
+unavailable``: the write is on the primary only, so it is not acknowledged and
+the client retries (at-least-once).  Once Redis drops the replica
+(``repl-timeout``) the primary counts as alone and writes go on.
 
 None of this is installed unless ``wait_replicas`` is above 0 (the default
 with a Sentinel URL is 1), so the hot path of a plain setup is untouched.
@@ -44,7 +47,8 @@ CONFIG_KEYS = [
         "wait_timeout",
         "integer",
         "1000",
-        "Milliseconds a WAIT may take before the answers go out anyway (logged).",
+        "Milliseconds a WAIT may take; a write the replicas did not confirm by then is "
+        "answered `Redis is unavailable` (the client retries).",
     ),
     (
         "redis",
@@ -150,7 +154,7 @@ class ReplicaMonitor:
             self._last_shortfall_log = now
             log.warn(
                 "Redis WAIT timed out: {acked} of {wanted} replica(s) confirmed within "
-                "{ms} ms; answered anyway ({n} such WAITs so far)",
+                "{ms} ms; those writes were answered with an error ({n} such WAITs so far)",
                 acked=acked,
                 wanted=wanted,
                 ms=self.redis.wait_timeout_ms,

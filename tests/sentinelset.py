@@ -19,12 +19,15 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 4000
 
 
-def redis_call(port: int, *args: str, password: str | None = None, timeout: float = 2.0):
+def redis_call(
+    port: int, *args: str, password: str | None = None, timeout: float = 2.0, db: int = 0
+):
     """One command over a fresh connection; returns the decoded reply."""
     import hiredis
 
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        commands = ([("AUTH", password)] if password else []) + [args]
+        commands = ([("AUTH", password)] if password else []) + [("SELECT", str(db))] * bool(db)
+        commands += [args]
         s.sendall(b"".join(hiredis.pack_command(c) for c in commands))
         reader = hiredis.Reader(encoding="utf-8")
         replies: list = []
@@ -41,12 +44,17 @@ def redis_call(port: int, *args: str, password: str | None = None, timeout: floa
 class RedisHA:
     """Start with ``start()``; ``url`` is the server's ``--redis-url``."""
 
-    def __init__(self, password: str | None = None, sentinel_password: str | None = None):
+    def __init__(
+        self,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+        sentinels: int = 3,
+    ):
         self.dir = short_tmpdir("fkha")
         self.password = password
         self.sentinel_password = sentinel_password
         self.ports = {"primary": free_port(), "replica": free_port()}
-        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
         self.procs: dict[str, subprocess.Popen] = {}
 
     @property
@@ -79,7 +87,9 @@ class RedisHA:
         p, r = self.ports["primary"], self.ports["replica"]
         self._spawn("primary", self._redis_conf("primary", p))
         self._spawn("replica", self._redis_conf("replica", r) + f"replicaof 127.0.0.1 {p}\n")
-        self.wait(lambda: self.call("replica", "INFO", "replication").count("master_link_status:up"))
+        self.wait(
+            lambda: self.call("replica", "INFO", "replication").count("master_link_status:up")
+        )
         for i, port in enumerate(self.sentinel_ports):
             conf = (
                 f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
@@ -95,9 +105,10 @@ class RedisHA:
                 conf += f"sentinel sentinel-pass {self.sentinel_password}\n"
             self._spawn(f"sentinel{i}", conf, "--sentinel")
         # A failover needs a majority of Sentinels that know of each other.
+        others = len(self.sentinel_ports) - 1
         self.wait(
             lambda: all(
-                int(self.sentinel_info(port).get("num-other-sentinels", 0)) == 2
+                int(self.sentinel_info(port).get("num-other-sentinels", 0)) == others
                 and int(self.sentinel_info(port).get("num-slaves", 0)) == 1
                 for port in self.sentinel_ports
             ),
@@ -109,8 +120,8 @@ class RedisHA:
         flat = redis_call(port, "SENTINEL", "MASTER", SERVICE, password=self.sentinel_password)
         return dict(zip(flat[::2], flat[1::2]))
 
-    def call(self, name: str, *args: str):
-        return redis_call(self.ports[name], *args, password=self.password)
+    def call(self, name: str, *args: str, db: int = 0):
+        return redis_call(self.ports[name], *args, password=self.password, db=db)
 
     def primary_port(self) -> int:
         addr = redis_call(
@@ -139,6 +150,16 @@ class RedisHA:
         proc = self.procs[name]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+    def signal(self, name: str, sig: int) -> None:
+        self.procs[name].send_signal(sig)
+
+    def command_calls(self, name: str, command: str) -> int:
+        """How often ``command`` ran on that Redis (INFO commandstats)."""
+        for line in self.call(name, "INFO", "commandstats").splitlines():
+            if line.startswith(f"cmdstat_{command}:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -1,0 +1,207 @@
+"""Writes answered only once the replica has them (Redis WAIT, batched per
+reactor turn), and Sentinel URLs: passwords, db number, a primary demoted
+while alive, and clear start-up errors.  Real Redis processes (Debian's
+Redis 7) on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sentinelset import REDIS, RedisHA
+
+from faktory.sentinel import parse_url
+from helpers import Client, ReplyError, ServerProcess, config_dir, free_port
+
+pytestmark = pytest.mark.skipif(
+    not os.access(REDIS, os.X_OK), reason="needs Debian's redis-server (scripts/test installs it)"
+)
+
+
+@pytest.fixture
+def pair():
+    """A primary and one replica, no Sentinel."""
+    ha = RedisHA(sentinels=0).start()
+    yield ha
+    ha.stop()
+
+
+def serve(url: str, toml: str = "") -> ServerProcess:
+    return ServerProcess(web=False, args=["--config-dir", config_dir(toml), "--redis-url", url])
+
+
+def send_pushes(c: Client, n: int, queue: str, tag: int = 0) -> None:
+    """``n`` PUSHes sent in one write (pipelined)."""
+    lines = [
+        "PUSH "
+        + json.dumps(
+            {"jid": f"{queue}-{tag:04d}-{i:06d}", "jobtype": "T", "args": [], "queue": queue}
+        )
+        for i in range(n)
+    ]
+    c.f.write(("\r\n".join(lines) + "\r\n").encode())
+    c.f.flush()
+
+
+def pushes(c: Client, n: int, queue: str) -> list:
+    """``n`` pipelined PUSHes and their replies."""
+    send_pushes(c, n, queue)
+    return [c.read_reply() for _ in range(n)]
+
+
+def test_writes_are_answered_once_the_replica_has_them_with_one_wait_per_turn(pair):
+    srv = serve(f"redis://127.0.0.1:{pair.ports['primary']}", "[redis]\nwait_replicas = 1\n")
+    srv.start()
+    try:
+        # 30 connections with 10 pushes each in flight: a connection's next
+        # command waits for its answer, so batching is across connections.
+        clients = [srv.client() for _ in range(30)]
+        for n, client in enumerate(clients):
+            send_pushes(client, 10, "w", n)
+        assert [client.read_reply() for client in clients for _ in range(10)] == ["OK"] * 300
+        # Answered means the replica has every one of them already.
+        assert pair.call("replica", "LLEN", "fk:q:w:5") == 300
+        waits = pair.command_calls("primary", "wait")
+        assert 1 <= waits < 150, waits  # batched: far fewer WAITs than writes
+        c = srv.client(wid="w1")
+        job = c.fetch("w")
+        assert c.call(json.dumps({"jid": job["jid"]}).join(["ACK ", ""])) == "OK"
+        assert pair.call("replica", "HLEN", "fk:working") == 0  # the ACK is there too
+        assert pair.call("replica", "GET", "fk:stat:processed") == "1"
+    finally:
+        srv.stop()
+
+
+def test_a_replica_that_does_not_confirm_gets_no_ok_and_the_job_is_kept(pair):
+    toml = "[redis]\nwait_replicas = 1\nwait_timeout = 300\n"
+    srv = serve(f"redis://127.0.0.1:{pair.ports['primary']}", toml)
+    srv.start()
+    try:
+        c = srv.client()
+        assert c.push(queue="s")[1] == "OK"
+        pair.signal("replica", signal.SIGSTOP)  # connected, but confirms nothing
+        try:
+            t0 = time.monotonic()
+            jid, reply = c.push(queue="s")
+            took = time.monotonic() - t0
+        finally:
+            pair.signal("replica", signal.SIGCONT)
+        assert isinstance(reply, ReplyError), reply
+        assert "Redis is unavailable: the replicas did not confirm the write" in reply
+        assert 0.25 < took < 5, took
+        assert "Redis WAIT timed out: 0 of 1 replica(s)" in srv.log()
+        # Not lost either: the primary has it (the client's retry makes it at-least-once).
+        pair.wait(lambda: c.push(queue="s")[1] == "OK", 10)
+        assert pair.call("primary", "LLEN", "fk:q:s:5") == 3
+    finally:
+        srv.stop()
+
+
+def test_a_primary_left_alone_goes_on_with_a_warning(pair):
+    srv = serve(f"redis://127.0.0.1:{pair.ports['primary']}", "[redis]\nwait_replicas = 1\n")
+    srv.start()
+    try:
+        c = srv.client()
+        pair.kill("replica")
+        pair.wait(lambda: "No Redis replica connected" in srv.log(), 10)
+        t0 = time.monotonic()
+        assert c.push(queue="alone")[1] == "OK"
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        srv.stop()
+
+
+def test_without_wait_replicas_no_wait_is_sent(pair):
+    srv = serve(f"redis://127.0.0.1:{pair.ports['primary']}")
+    srv.start()
+    try:
+        assert pushes(srv.client(), 50, "plain") == ["OK"] * 50
+        assert pair.command_calls("primary", "wait") == 0
+        assert pair.command_calls("primary", "role") == 0
+    finally:
+        srv.stop()
+
+
+def test_sentinel_with_passwords_and_a_db_follows_a_demoted_primary():
+    ha = RedisHA(password="redis-pw", sentinel_password="sentinel-pw").start()
+    url = ha.url.replace("/fkha", "/fkha/3")
+    srv = serve(url, '[redis]\nsentinel_password = "sentinel-pw"\n')
+    srv.start()
+    try:
+        c = srv.client()
+        assert c.push(queue="d")[1] == "OK"
+        assert ha.call("primary", "LLEN", "fk:q:d:5", db=3) == 1
+        assert ha.call("primary", "LLEN", "fk:q:d:5") == 0  # not db 0
+        assert "redis-pw" not in srv.log() and "sentinel-pw" not in srv.log()
+        # A failover with the old primary alive: it becomes a replica (READONLY).
+        from sentinelset import SERVICE, redis_call
+
+        redis_call(ha.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE, password="sentinel-pw")
+        ha.wait(lambda: ha.primary_port() == ha.ports["replica"], 20)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if c.push(queue="d")[1] == "OK" and ha.call("replica", "LLEN", "fk:q:d:5", db=3) >= 2:
+                break
+            time.sleep(0.1)
+        assert ha.call("replica", "LLEN", "fk:q:d:5", db=3) >= 2  # the new primary took it
+        assert "failover of fkha" in srv.log()
+    finally:
+        srv.stop()
+        ha.stop()
+
+
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("redis+sentinel://127.0.0.1:26379", "give the service name after the hosts"),
+        ("redis+sentinel://127.0.0.1:x/svc", "'127.0.0.1:x' is not host:port"),
+        ("redis+sentinel://:secret@127.0.0.1:1/svc/zero", "the db number must be an integer"),
+    ],
+)
+def test_a_bad_sentinel_url_stops_startup_with_one_line(url, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "twisted", "faktory", "--web", "none"]
+        + ["--bind", f"tcp:{free_port()}:interface=127.0.0.1", "--redis-url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/tmp",
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out, out
+    assert "Traceback" not in out and "secret" not in out
+
+
+@pytest.mark.parametrize(
+    "toml,message",
+    [
+        ("[redis]\nwait_replicas = -1\n", "[redis] wait_replicas must be an integer from 0 to 100"),
+        ("[redis]\nwait_timeout = 'long'\n", "[redis] wait_timeout must be an integer"),
+        ("[redis]\nwait_replicas = 1\nwait_timeout = 0\n", "wait_timeout must be above 0"),
+    ],
+)
+def test_bad_replication_settings_stop_startup(toml, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "twisted", "faktory", "--web", "none", "-c", config_dir(toml)]
+        + ["--bind", f"tcp:{free_port()}:interface=127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/tmp",
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out, out
+    assert "Traceback" not in out
+
+
+def test_parse_url_reads_hosts_passwords_service_db_and_tls():
+    spec = parse_url("rediss+sentinel://:p%40ss@10.0.0.1:26379,[::1]:26380,s3/mymaster/2")
+    assert spec.sentinels == [("10.0.0.1", 26379), ("::1", 26380), ("s3", 26379)]
+    assert (spec.service, spec.password, spec.db, spec.tls) == ("mymaster", "p@ss", 2, True)
+    plain = parse_url("redis+sentinel://h:1/svc")
+    assert (plain.password, plain.db, plain.tls) == (None, 0, False)
