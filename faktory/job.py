@@ -221,7 +221,13 @@ def serialize(job: dict) -> str:
 
 
 def priority(job: dict) -> int:
-    return job.get("priority", DEFAULT_PRIORITY)
+    """1-9; a stored job may hold anything there (validate clamps at PUSH)."""
+    value = job.get("priority", DEFAULT_PRIORITY)
+    if type(value) is int and 1 <= value <= 9:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return max(1, min(9, int(value)))
+    return DEFAULT_PRIORITY
 
 
 def reserve_seconds(job: dict) -> int:

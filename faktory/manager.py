@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from . import failure as failures
 from . import job as jobs
 from .errors import CommandError, Discard, StorageUnavailable
 from .job import JobError, format_time
@@ -29,7 +30,6 @@ log = Logger()
 FETCH_WAIT = 2.0  # seconds a FETCH waits for work, as the real server does
 BATCH = 100  # jobs moved per sweep step: bounded Redis work per call
 HELD_RECHECK = 5.0  # seconds between two looks at one jid's held copies
-MAX_BACKTRACE = 50  # backtrace lines kept in a failure, as the real server does
 
 Middleware = Callable[..., Any]
 
@@ -44,12 +44,6 @@ def local_day(ts: float) -> str:
     if _day[0] != second:  # every ACK asks: compute it once per second
         _day = (second, time.strftime("%Y-%m-%d", time.localtime(second)))
     return _day[1]
-
-
-def _int(value: Any, default: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return default
-    return int(value)
 
 
 def _none(_: Any) -> None:
@@ -91,11 +85,6 @@ async def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, st
     stored.clear()
     if failure is not None:
         raise failure
-
-
-def retry_delay(count: int, rng: random.Random | Any = random) -> int:
-    """Faktory's backoff: count^4 + 15 + rand(0..29) * (count + 1) seconds."""
-    return count**4 + 15 + rng.randint(0, 29) * (count + 1)
 
 
 class _Waiter:
@@ -473,9 +462,11 @@ class Manager:
         raw = await self.store.reservation(job["jid"])
         if raw is None:
             return
-        stored = json.loads(raw)["job"]
+        stored = failures.stored_job(raw)
+        if stored is None or not jobs.QUEUE_NAME.match(str(stored.get("queue"))):
+            return  # unreadable: the reaper moves it to the dead set when it expires
         await self.store.release(
-            job["jid"], raw, stored["queue"], jobs.priority(stored), jobs.serialize(stored)
+            job["jid"], raw, stored["queue"], jobs.priority(stored), failures.serialize(stored)
         )
 
     # -- ACK / FAIL -----------------------------------------------------------
@@ -487,8 +478,14 @@ class Manager:
             log.debug("ACK for unknown job {jid}", jid=jid)
             return None
         if self.middleware["ack"] or self.middleware["settled"]:
-            reservation = jobs.loads_stored(raw)
-            job = reservation.pop("job")
+            try:
+                reservation = jobs.loads_stored(raw)
+                job = reservation.pop("job")
+            except (ValueError, RecursionError, AttributeError, KeyError):
+                log.warn("ACK of job {jid}: its reservation cannot be read", jid=jid)
+                return None
+            if not isinstance(job, dict):
+                return None
             pending = self._chain("ack", job)
             if pending is not None:
                 return pending.addCallback(
@@ -508,51 +505,16 @@ class Manager:
     async def _fail_reservation(
         self, jid: str, raw: bytes, errtype: Any, message: Any, backtrace: Any
     ) -> bool:
-        job = json.loads(raw)["job"]
+        job = failures.stored_job(raw)
+        if job is None:
+            return await self._bury_unreadable(jid, raw)
         now = self.now()
-        errtype = (str(errtype) if errtype else "").strip()[:100] or "unknown"
-        message = (str(message) if message else "").strip()[:1000] or "unknown"
-        # The job's ``backtrace`` asks for that many lines; the real server's
-        # cap of 50 applies either way.
-        keep = _int(job.get("backtrace"), 0)
-        keep = min(keep, MAX_BACKTRACE) if keep > 0 else MAX_BACKTRACE
-        lines = [str(x) for x in backtrace[:keep]] if isinstance(backtrace, list) else []
-        # A client may push a job with its own ``failure``: read it defensively,
-        # a bad field must not leave the job stuck in its reservation.
-        old = job.get("failure") if isinstance(job.get("failure"), dict) else None
-        retry = _int(job.get("retry"), jobs.DEFAULT_RETRY)
-        failed_at = old.get("failed_at") if old else None
-        failure: dict[str, Any] = {
-            "failed_at": failed_at if isinstance(failed_at, str) and failed_at else format_time(now)
-        }
-        failure["next_at"] = ""
-        failure["message"] = message
-        failure["errtype"] = errtype
-        if lines:
-            failure["backtrace"] = lines
-        if old:
-            failure["retry_count"] = max(0, _int(old.get("retry_count"), 0)) + 1
-            remaining = _int(old.get("remaining"), 0)
-            failure["remaining"] = remaining - 1 if remaining > 0 else remaining
-        else:
-            failure["retry_count"] = 0
-            failure["remaining"] = retry
-        job["failure"] = failure
+        failure = failures.record(job, now, errtype, message, backtrace)
         if self.middleware["fail"]:
             await self._run("fail", job, failure)
-        count = failure["retry_count"]
-        if not retry:
-            target, score = "", 0.0
-        elif count < retry:
-            score = now + retry_delay(count, self.rng)
-            target = "retries"
-            failure["next_at"] = format_time(score)
-        else:
-            target, score = "dead", now + jobs.DEAD_TTL
-        if not failure["next_at"]:
-            del failure["next_at"]
+        target, score = failures.decide(job, now, self.rng)
         settled = await self.store.settle_failure(
-            jid, local_day(now), raw, target, score, jobs.serialize(job)
+            jid, local_day(now), raw, target, score, failures.serialize(job)
         )
         if settled and self.middleware["settled"]:
             reservation = json.loads(raw)
@@ -560,6 +522,19 @@ class Manager:
             outcome = {"retries": "retry", "dead": "dead"}.get(target, "drop")
             await self._run("settled", job, outcome, reservation)
         return settled
+
+    async def _bury_unreadable(self, jid: str, raw: bytes) -> bool:
+        """A reservation whose job cannot be read cannot be retried: it goes to
+        the dead set as stored, counted as a failure, rather than stay reserved."""
+        now = self.now()
+        log.warn("Job {jid}: its reservation cannot be read; moved to the dead set", jid=jid)
+        stored = raw
+        end = raw.rfind(b',"reserved_at":"')
+        if raw.startswith(b'{"job":') and end > 7:
+            stored = raw[7:end]  # the job as it was queued
+        return await self.store.settle_failure(
+            jid, local_day(now), raw, "dead", now + jobs.DEAD_TTL, stored.decode("utf-8", "replace")
+        )
 
     # -- periodic sweeps ------------------------------------------------------
     def _stat(self, name: str, **add: Any) -> dict[str, Any]:
@@ -592,9 +567,9 @@ class Manager:
     async def reap_reservations(self) -> int:
         """Fail jobs whose reservation ran out: their worker died or hung."""
         reaped = 0
+        stuck = 0  # left reserved this pass: skipped, so they cannot hide the rest
         while True:
-            jids = await self.store.expired_reservations(self.now(), BATCH)
-            stuck = 0
+            jids = await self.store.expired_reservations(self.now(), BATCH, stuck)
             for jid in jids:
                 raw = await self.store.reservation(jid)
                 if raw is None:
@@ -615,7 +590,7 @@ class Manager:
                 if settled:
                     reaped += 1
                     log.info("Reservation for job {jid} expired", jid=jid)
-            if len(jids) < BATCH or stuck == len(jids):
+            if len(jids) < BATCH:
                 break
         # Copies of a jid held while another was reserved, whose reservation
         # ended without handing them back (see store._HELD_LUA).

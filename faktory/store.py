@@ -293,15 +293,34 @@ _REQUEUE_LUA = (
     + """
 local function requeue(p, origin, job, now_str)
   local ok, j = pcall(cjson.decode, job)
-  if not (ok and type(j) == 'table' and type(j.queue) == 'string') then return false end
+  if not (ok and type(j) == 'table' and type(j.queue) == 'string'
+          and string.match(j.queue, '^[%w._-]+$')) then return false end
   local stamp = '{"enqueued_at":"' .. now_str .. '"'
   local body
+  local rest
   if string.sub(job, 1, 16) == '{"enqueued_at":"' then
-    body = stamp .. string.sub(job, string.find(job, '"', 17, true) + 1)
+    -- past the closing quote of the old stamp (skipping escaped characters)
+    local i = 17
+    while true do
+      local c = string.find(job, '["\\\\]', i)
+      if not c then break end
+      if string.byte(job, c) == 34 then
+        rest = string.sub(job, c + 1)
+        break
+      end
+      i = c + 2
+    end
+  end
+  if rest then
+    body = stamp .. rest
   else
     body = stamp .. ',' .. string.sub(job, 2)
   end
-  enqueue(p, j.queue, string.format('%d', tonumber(j.priority) or 5), body, origin)
+  -- whatever is stored there (a string, NaN, 1e300), the job lands in 1-9
+  local pri = tonumber(j.priority) or 5
+  if pri ~= pri then pri = 5 end
+  pri = math.max(1, math.min(9, math.floor(pri)))
+  enqueue(p, j.queue, string.format('%d', pri), body, origin)
   return true
 end
 """
@@ -727,9 +746,9 @@ class Store:
         """Remove an expiry entry whose reservation is already gone."""
         return self.redis.execute_command("ZREM", self.prefix + "working:exp", jid)
 
-    def expired_reservations(self, now: float, limit: int = 100) -> defer.Deferred:
+    def expired_reservations(self, now: float, limit: int = 100, skip: int = 0) -> defer.Deferred:
         d = self.redis.execute_command(
-            "ZRANGEBYSCORE", self.prefix + "working:exp", "-inf", repr(now), "LIMIT", 0, limit
+            "ZRANGEBYSCORE", self.prefix + "working:exp", "-inf", repr(now), "LIMIT", skip, limit
         )
         return d.addCallback(lambda jids: [_s(j) for j in jids])
 

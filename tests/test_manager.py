@@ -19,7 +19,8 @@ from twisted.internet import defer, reactor, task
 
 from faktory import job as jobs
 from faktory.errors import CommandError
-from faktory.manager import FETCH_WAIT, Manager, retry_delay
+from faktory.failure import retry_delay
+from faktory.manager import FETCH_WAIT, Manager
 from faktory.store import Store, connect
 
 DAY = 86400
