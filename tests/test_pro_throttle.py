@@ -159,7 +159,7 @@ def test_throttles_page_shows_usage(pair):
         raise
     assert "Throttles" in page
     assert "3 / 3" in page  # hammer: three running of three
-    assert "rated" in page and "per 3600 s" in page
+    assert "rated" in page and "per 3,600 s" in page
 
 
 def test_bad_throttle_config_stops_startup():

@@ -26,7 +26,7 @@ def test_find_job_by_jid_and_follow_it(ui, client, server):
     assert ui.one("#job-where").text.startswith("Retries In Retries")
     url = ui.d.current_url
     ui.click(ui.one('.page-actions button[value="retry"]'))
-    assert ui.flash() == "Queued for retry: 1 job(s)."
+    assert ui.flash() == "Queued 1 job for retry."
     # The same URL now shows the job waiting in its queue.
     ui.d.get(url)
     assert ui.one("#job-where").text.startswith("Enqueued Waiting in queue billing")

@@ -223,7 +223,7 @@ async def test_queue_delete_selected_pause_resume_clear(web):
     # Flash message on the next page, then gone.
     cookie = response.cookies()
     _, html = await web.get("/queues/mail", cookies=cookie)
-    assert "Deleted 2 job(s) from mail." in html
+    assert "Deleted 2 jobs from mail." in html
 
     await web.post("/queues/mail", {"action": "pause"})
     assert "mail" in await web.store.paused_queues()

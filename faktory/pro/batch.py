@@ -37,6 +37,7 @@ from ..errors import CommandError
 from ..job import JobError, format_time
 from ..plugin import WebPage
 from ..store import _ENQUEUE_LUA, Script
+from ..web.i18n import N_, for_request
 
 log = Logger()
 
@@ -400,7 +401,7 @@ class BatchPlugin:
         server.manager.use("push", self.on_push, custom=("bid",))
         server.manager.use("settled", self.on_settled, custom=("bid", "_cb"))
         server.add_task("batch-index", 60, self.sweep_index)
-        server.add_web_page(WebPage(path="batches", title="Batches", render=self.render_page))
+        server.add_web_page(WebPage(path="batches", title=N_("Batches"), render=self.render_page))
 
     def shutdown(self, server) -> None:
         pass
@@ -541,9 +542,10 @@ class BatchPlugin:
         self._sweep_at = 0 if checked < 500 else self._sweep_at + checked - removed
 
     async def render_page(self, request) -> str:
+        t = for_request(request)
         batches = await self.store.recent(100)
         total = await self.store.count()
-        state = {"": "pending", "1": "enqueued", "2": "done"}
+        state = {"": t._("pending"), "1": t._("enqueued"), "2": t._("done")}
         rows = []
         for b in batches:
             cells = [
@@ -551,9 +553,9 @@ class BatchPlugin:
                 b.get("description", ""),
                 b.get("parent_bid", ""),
                 b["created_at"],
-                b["total"],
-                b["pending"],
-                b["failed"],
+                t.number(b["total"]),
+                t.number(b["pending"]),
+                t.number(b["failed"]),
                 state.get(b["complete_st"], b["complete_st"]),
                 state.get(b["success_st"], b["success_st"]),
             ]
@@ -561,22 +563,25 @@ class BatchPlugin:
                 "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
             )
         head = "".join(
-            f"<th>{h}</th>"
+            f"<th>{html.escape(h)}</th>"
             for h in (
-                "BID",
-                "Description",
-                "Parent",
-                "Created",
-                "Total",
-                "Pending",
-                "Failed",
-                "Complete",
-                "Success",
+                t._("BID"),
+                t._("Description"),
+                t._("Parent"),
+                t._("Created"),
+                t._("Total"),
+                t._("Pending"),
+                t._("Failed"),
+                t._("Complete"),
+                t._("Success"),
             )
         )
-        shown = f"{len(batches)} of {total}" if total > len(batches) else str(len(batches))
+        shown = t.number(len(batches))
+        if total > len(batches):
+            shown = t._("{shown} of {total}", shown=shown, total=t.number(total))
+        empty = html.escape(t._("No batches"))
         return (
-            f'<h3>Batches <small class="batch-count">{shown}</small></h3>'
+            f'<h3>{html.escape(t._("Batches"))} <small class="batch-count">{shown}</small></h3>'
             f'<table class="table batches"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows) or '<tr><td colspan=9>No batches</td></tr>'}</tbody></table>"
+            f"<tbody>{''.join(rows) or f'<tr><td colspan=9>{empty}</td></tr>'}</tbody></table>"
         )

@@ -24,7 +24,8 @@ from .. import job as jobs
 from ..errors import CommandError
 from ..job import JobError, format_time
 from ..plugin import WebPage
-from .pages import table
+from ..web.i18n import N_, for_request
+from .pages import table, with_code
 
 log = Logger()
 
@@ -332,7 +333,7 @@ class CronPlugin:
         self.store = CronStore(server.store)
         self.configure(server.settings.config)
         server.add_task("cron", 1, self.tick)
-        server.add_web_page(WebPage(path="cron", title="Cron", render=self.render))
+        server.add_web_page(WebPage(path="cron", title=N_("Cron"), render=self.render))
 
     def shutdown(self, server) -> None:
         pass
@@ -392,11 +393,12 @@ class CronPlugin:
 
     # -- web UI ---------------------------------------------------------------
     async def render(self, request) -> str:
+        tr = for_request(request)
         if not self.entries:
-            return (
-                "<p>No periodic jobs configured. Add <code>[[cron]]</code> "
-                "entries to a <code>conf.d/*.toml</code> file (see docs/cron.md).</p>"
+            text = tr._(
+                "No periodic jobs configured. Add {entries} entries to a {file} file (see docs/cron.md)."
             )
+            return f"<p>{with_code(text, entries='[[cron]]', file='conf.d/*.toml')}</p>"
         last = await self.store.last_runs([e.id for e in self.entries])
         now = datetime.datetime.fromtimestamp(self.server.clock.seconds())
         rows = []
@@ -414,10 +416,18 @@ class CronPlugin:
                     e.job["jobtype"],
                     e.job.get("queue", "default"),
                     json.dumps(e.job.get("args", [])),
-                    local_minute(prev).strftime("%Y-%m-%d %H:%M") if prev else "never",
-                    ", ".join(upcoming) or "never",
+                    local_minute(prev).strftime("%Y-%m-%d %H:%M") if prev else tr._("never"),
+                    ", ".join(upcoming) or tr._("never"),
                 ]
             )
-        head = ["Schedule", "Job type", "Queue", "Arguments", "Last enqueued", "Next runs"]
-        tz = html.escape(now.astimezone().tzname() or "local")
-        return f"<p>Times are server local time ({tz}).</p>" + table(head, rows)
+        head = [
+            tr._("Schedule"),
+            tr._("Job type"),
+            tr._("Queue"),
+            tr._("Arguments"),
+            tr._("Last enqueued"),
+            tr._("Next runs"),
+        ]
+        tz = now.astimezone().tzname() or tr._("local")
+        note = html.escape(tr._("Times are server local time ({tz}).", tz=tz))
+        return f"<p>{note}</p>" + table(head, rows)

@@ -15,3 +15,11 @@ def table(headers: Iterable[str], rows: Iterable[Iterable[Any]], css: str = "tab
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def with_code(text: str, **codes: str) -> str:
+    """A translated sentence as HTML: escaped, its ``{placeholders}`` filled
+    with ``<code>`` (config names stay out of the translation)."""
+    return html.escape(text).format(
+        **{k: f"<code>{html.escape(v)}</code>" for k, v in codes.items()}
+    )

@@ -24,7 +24,8 @@ from twisted.logger import Logger
 from ..job import QUEUE_NAME
 from ..plugin import WebPage
 from ..store import Script
-from .pages import table
+from ..web.i18n import N_, for_request
+from .pages import table, with_code
 
 log = Logger()
 
@@ -177,7 +178,7 @@ class ThrottlePlugin:
         self.server = server
         self.store = ThrottleStore(server.store)
         await self.configure(server.settings.config)
-        server.add_web_page(WebPage(path="throttles", title="Throttles", render=self.render))
+        server.add_web_page(WebPage(path="throttles", title=N_("Throttles"), render=self.render))
 
     def shutdown(self, server) -> None:
         pass
@@ -207,11 +208,13 @@ class ThrottlePlugin:
         )
 
     async def render(self, request) -> str:
+        tr = for_request(request)
+        n = tr.number
         if not self.throttles:
-            return (
-                "<p>No queue is throttled. Add a <code>[throttles]</code> "
-                "table to a <code>conf.d/*.toml</code> file (see docs/throttles.md).</p>"
+            text = tr._(
+                "No queue is throttled. Add a {table} table to a {file} file (see docs/throttles.md)."
             )
+            return f"<p>{with_code(text, table='[throttles]', file='conf.d/*.toml')}</p>"
         usage = await self.usage()
         rows = []
         for t in self.throttles:
@@ -219,13 +222,26 @@ class ThrottlePlugin:
             rows.append(
                 [
                     t.queue,
-                    f"{running} / {t.concurrency}" if t.concurrency else "-",
-                    f"{busiest} / {t.worker}" if t.worker else "-",
-                    f"{fetched} / {t.rate} per {t.period} s" if t.rate else "-",
-                    f"{t.timeout} s",
+                    f"{n(running)} / {n(t.concurrency)}" if t.concurrency else "-",
+                    f"{n(busiest)} / {n(t.worker)}" if t.worker else "-",
+                    tr._(
+                        "{used} / {rate} per {seconds} s",
+                        used=n(fetched),
+                        rate=n(t.rate),
+                        seconds=n(t.period),
+                    )
+                    if t.rate
+                    else "-",
+                    tr._("{n} s", n=n(t.timeout)),
                 ]
             )
-        head = ["Queue", "Running (cluster)", "Busiest worker", "Rate", "Lock timeout"]
+        head = [
+            tr._("Queue"),
+            tr._("Running (cluster)"),
+            tr._("Busiest worker"),
+            tr._("Rate"),
+            tr._("Lock timeout"),
+        ]
         return table(head, rows)
 
 

@@ -22,7 +22,7 @@ from twisted.web.template import Tag, flattenString
 from .. import FAKTORY_COMPAT_VERSION
 from ..errors import StorageUnavailable
 from ..job import QUEUE_NAME, format_time
-from . import display, layout, pages
+from . import display, i18n, layout, pages
 from .guard import Guard, script_prefix
 from .live import control as live_control
 
@@ -112,6 +112,7 @@ class WebUI:
             info=info,
             flash=flash,
             pages=list(self.server.web_pages),
+            t=i18n.for_request(request),
         )
 
     def _set_flash(self, request, message: str, expire: bool = False) -> None:
@@ -125,12 +126,18 @@ class WebUI:
         )
 
     def _redirect(self, request, path: str, message: str = "", code: int = 302) -> bytes:
-        """Redirect to a UI path; after a POST, tell the operator what happened."""
+        """Redirect to a UI path; after a POST, tell the operator what happened
+        (``message`` already in the request's language: see ``_t``)."""
         if message:
             self._set_flash(request, message)
         request.setResponseCode(code)
         request.setHeader(b"Location", (script_prefix(request) + path).encode())
         return b""
+
+    @staticmethod
+    def _t(request) -> i18n.Translator:
+        """The request's language, for flash messages and titles."""
+        return i18n.for_request(request)
 
     async def _html(
         self, ctx: layout.Ctx, active: str, title: str, body, live: bool = False, **kw
@@ -214,7 +221,8 @@ class WebUI:
         days = min(max(days, 1), 180)
         ctx = await self._ctx(request)
         history = await self.server.admin.history(days)
-        return await self._html(ctx, "dashboard", "Dashboard", pages.dashboard(ctx, history, days))
+        body = pages.dashboard(ctx, history, days)
+        return await self._html(ctx, "dashboard", ctx._("Dashboard"), body)
 
     # -- queues -------------------------------------------------------------------
     @app.route("/queues", methods=["GET", "HEAD"])
@@ -230,7 +238,7 @@ class WebUI:
             ]
         )
         rows = [pages.QueueRow(n, sizes[n], latency.get(n, 0.0), n in paused) for n in names]
-        return await self._html(ctx, "queues", "Queues", pages.queues(ctx, rows), live=True)
+        return await self._html(ctx, "queues", ctx._("Queues"), pages.queues(ctx, rows), live=True)
 
     @app.route("/queues/<name>", methods=["GET", "HEAD"])
     async def queue(self, request, name):
@@ -252,23 +260,30 @@ class WebUI:
         toggle = layout.post_form(
             ctx,
             f"/queues/{name}",
-            layout.button("Resume", "resume", kind="primary")
+            layout.button(ctx._("Resume"), "resume", kind="primary")
             if paused
-            else layout.button("Pause", "pause"),
+            else layout.button(ctx._("Pause"), "pause"),
             layout.button(
-                "Clear queue",
+                ctx._("Clear queue"),
                 "delete",
                 kind="danger",
-                confirm=f"Delete all {total:,} jobs in {name}?",
+                confirm=ctx.ngettext(
+                    "Delete {n} job in {queue}?",
+                    "Delete all {n} jobs in {queue}?",
+                    total,
+                    queue=name,
+                ),
             ),
             hidden={"return": "queue"},
             class_="inline",
         )
-        return await self._html(ctx, "queues", f"Queue {name}", body, actions=toggle, live=True)
+        title = ctx._("Queue {name}", name=name)
+        return await self._html(ctx, "queues", title, body, actions=toggle, live=True)
 
     @app.route("/queues/<name>", methods=["POST"])
     async def queue_action(self, request, name):
         admin = self.server.admin
+        t = self._t(request)
         if not QUEUE_NAME.match(name):
             return self._redirect(request, "/queues")
         action = _arg(request, "action")
@@ -278,20 +293,31 @@ class WebUI:
             n = await admin.delete_queue_jobs(name, items)
             page = _page(request)
             return self._redirect(
-                request, f"/queues/{quote(name)}?page={page}", f"Deleted {n:,} job(s) from {name}."
+                request,
+                f"/queues/{quote(name)}?page={page}",
+                t.ngettext(
+                    "Deleted {n} job from {queue}.", "Deleted {n} jobs from {queue}.", n, queue=name
+                ),
             )
         if action == "delete":
             size = (await self.server.store.queue_sizes([name])).get(name, 0)
             await admin.remove_queues([name])
             return self._redirect(
-                request, "/queues", f"Queue {name} cleared: {size:,} job(s) deleted."
+                request,
+                "/queues",
+                t.ngettext(
+                    "Queue {queue} cleared: {n} job deleted.",
+                    "Queue {queue} cleared: {n} jobs deleted.",
+                    size,
+                    queue=name,
+                ),
             )
         if action == "pause":
             await admin.pause_queues([name])
-            return self._redirect(request, back, f"Queue {name} paused.")
+            return self._redirect(request, back, t._("Queue {queue} paused.", queue=name))
         if action == "resume":
             await admin.resume_queues([name])
-            return self._redirect(request, back, f"Queue {name} resumed.")
+            return self._redirect(request, back, t._("Queue {queue} resumed.", queue=name))
         request.setResponseCode(400)
         return f"invalid action: {action}".encode()
 
@@ -316,7 +342,7 @@ class WebUI:
 
         cell = release_cell(ctx, workers)
         body = pages.busy(ctx, workers, by_wid, total, reservations, page, cell)
-        return await self._html(ctx, "busy", "Busy", body, live=True)
+        return await self._html(ctx, "busy", ctx._("Busy"), body, live=True)
 
     @app.route("/busy", methods=["POST"])
     async def busy_action(self, request):
@@ -326,12 +352,21 @@ class WebUI:
             request.setResponseCode(400)
             return f"Invalid signal: {signal}".encode()
         workers = self.server.workers
+        t = self._t(request)
         if wid == "all":
             await workers.signal_all(signal)
-            msg = f"Sent {signal} to every worker process."
+            if signal == "quiet":
+                msg = t._("Told every worker process to quiet.")
+            else:
+                msg = t._("Told every worker process to stop.")
         else:
             state = await workers.signal(wid, signal)
-            msg = f"Sent {signal} to {wid}." if state else f"No worker process {wid}."
+            if not state:
+                msg = t._("No worker process {wid}.", wid=wid)
+            elif signal == "quiet":
+                msg = t._("Told {wid} to quiet.", wid=wid)
+            else:
+                msg = t._("Told {wid} to stop.", wid=wid)
         return self._redirect(request, "/busy", msg)
 
     # -- retries, scheduled, dead -----------------------------------------------
@@ -363,7 +398,7 @@ class WebUI:
         size = ctx.info["faktory"]["sets"][kind.name]
         entries = [(key, raw, display.decode_job(raw)) for key, raw in rows]
         body = pages.set_list(ctx, kind, q, total, size, entries, more)
-        return await self._html(ctx, kind.name, kind.title, body, live=True)
+        return await self._html(ctx, kind.name, ctx._(kind.title), body, live=True)
 
     async def _set_action(self, request, kind: pages.SetKind):
         action = _arg(request, "action")
@@ -373,8 +408,9 @@ class WebUI:
         if not back.startswith(prefix + kind.path) or back.startswith("//"):
             back = prefix + kind.path
         back = back[len(prefix) :]
+        t = self._t(request)
         if not keys:
-            return self._redirect(request, back, "Nothing selected.")
+            return self._redirect(request, back, t._("Nothing selected."))
         try:
             n = await self.server.admin.act_on_set(
                 kind.name, action, None if keys == ["all"] else keys
@@ -383,13 +419,17 @@ class WebUI:
             request.setResponseCode(400)
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
             return str(e).encode()
-        verb = {
-            "delete": "Deleted",
-            "retry": "Queued for retry",
-            "add_to_queue": "Added to queue",
-            "kill": "Killed",
+        message = {
+            "delete": t.ngettext("Deleted {n} job.", "Deleted {n} jobs.", n),
+            "retry": t.ngettext("Queued {n} job for retry.", "Queued {n} jobs for retry.", n),
+            "add_to_queue": t.ngettext(
+                "Added {n} job to its queue.", "Added {n} jobs to their queues.", n
+            ),
+            "kill": t.ngettext(
+                "Moved {n} job to the Dead set.", "Moved {n} jobs to the Dead set.", n
+            ),
         }[action]
-        return self._redirect(request, back, f"{verb}: {n:,} job(s).")
+        return self._redirect(request, back, message)
 
     async def _set_entry(self, request, kind: pages.SetKind, key: str):
         key = unquote(key)
@@ -398,7 +438,8 @@ class WebUI:
             jid = key.partition("|")[2]
             if jid:  # an old link: the job's stable page finds where it went
                 return self._redirect(request, "/job/" + quote(jid, safe=""), code=307)
-            return self._redirect(request, kind.path, "That job is no longer there.", code=307)
+            gone = self._t(request)._("That job is no longer there.")
+            return self._redirect(request, kind.path, gone, code=307)
         ctx = await self._ctx(request)
         job = display.decode_job(raw)
         body = pages.job_page(ctx, kind, key, job)
@@ -446,13 +487,40 @@ class WebUI:
     def dead(self, request):
         return self._redirect(request, "/morgue")
 
+    # -- language -------------------------------------------------------------------
+    @app.route("/locale", methods=["POST"])
+    def choose_locale(self, request):
+        """The footer's language selector: remember the choice in a cookie
+        (an unknown value forgets it: the browser's languages apply again)
+        and go back to the page it was made on."""
+        chosen = i18n.match(_arg(request, "locale")[:40])
+        prefix = script_prefix(request)
+        back = _arg(request, "return")
+        rest = back[len(prefix) :]
+        if (
+            not back.startswith(prefix + "/")
+            or rest[1:2] in ("/", "\\")
+            or any(ord(c) < 32 for c in back)
+        ):
+            back = prefix + "/"
+        request.addCookie(
+            i18n.COOKIE,
+            (chosen or "").encode(),
+            path=prefix + "/",
+            max_age="0" if chosen is None else str(365 * 86400),
+            httpOnly=True,
+            sameSite="lax",
+        )
+        request._faktory_translator = i18n.translator(chosen or i18n.DEFAULT)
+        return self._redirect(request, back[len(prefix) :] or "/", code=303)
+
     # -- debug --------------------------------------------------------------------
     @app.route("/debug", methods=["GET", "HEAD"])
     async def debug(self, request):
         ctx = await self._ctx(request)
         text, rtt = await self.server.admin.redis_debug()
         body = pages.debug(ctx, text, rtt, pages.debug_facts(ctx, text))
-        return await self._html(ctx, "debug", "Debug", body)
+        return await self._html(ctx, "debug", ctx._("Debug"), body)
 
     # -- plugin pages ---------------------------------------------------------------
     @app.route("/<path:sub>", methods=["GET", "HEAD", "POST"])
@@ -461,7 +529,8 @@ class WebUI:
         if page is None:
             ctx = await self._ctx(request)
             request.setResponseCode(404)
-            return await self._html(ctx, "none", "Not found", pages.not_found(ctx, "No such page."))
+            body = pages.not_found(ctx, ctx._("No such page."))
+            return await self._html(ctx, "none", ctx._("Not found"), body)
         result = await _await(page.render(request))
         if request.code in (301, 302, 303, 307, 308) or request.finished:
             return result if isinstance(result, bytes | str) else b""
@@ -469,13 +538,14 @@ class WebUI:
         active = "plugin:/" + page.path.strip("/")
         if isinstance(result, bytes):
             result = result.decode()
+        title = ctx._(page.title)
         if isinstance(result, str):
-            return await self._html(ctx, active, page.title, None, raw=result)
+            return await self._html(ctx, active, title, None, raw=result)
         if isinstance(result, Tag) or hasattr(result, "render"):
-            return await self._html(ctx, active, page.title, result)
+            return await self._html(ctx, active, title, result)
         # Anything else: show it as text rather than guess at HTML.
         fragment = (await flattenString(None, str(result))).decode()
-        return await self._html(ctx, active, page.title, None, raw=fragment)
+        return await self._html(ctx, active, title, None, raw=fragment)
 
 
 async def _await(value):

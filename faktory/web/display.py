@@ -1,5 +1,6 @@
-"""How the web UI words numbers, times, sizes and jobs for people: plain
-functions, so every page (and plugin pages) says things the same way."""
+"""How the web UI reads jobs for people: plain functions, so every page (and
+plugin pages) says things the same way.  Numbers, times and sizes depend on
+the reader's language: see ``i18n.Translator`` (``ctx.t``)."""
 
 from __future__ import annotations
 
@@ -17,53 +18,6 @@ MAILER_JOBS = (
 ARG_LIMIT = 1024  # characters of one argument shown in a table cell
 
 
-def number(n: int | float | None) -> str:
-    """Counts with comma thousands separators: 1234567 -> '1,234,567'."""
-    if n is None:
-        return "-"
-    return f"{n:,}" if isinstance(n, int) else f"{n:,.2f}"
-
-
-def _span(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if seconds < 45:
-        return "less than a minute"
-    if minutes < 2:
-        return "1 minute"
-    if minutes < 45:
-        return f"{minutes} minutes"
-    if minutes < 90:
-        return "about 1 hour"
-    hours = round(seconds / 3600)
-    if hours < 24:
-        return f"about {hours} hours"
-    days = round(seconds / 86400)
-    if hours < 42:
-        return "1 day"
-    if days < 30:
-        return f"{days} days"
-    if days < 45:
-        return "about 1 month"
-    if days < 365:
-        return f"{round(days / 30)} months"
-    years, rest = divmod(days, 365)
-    if rest < 91:
-        return "about 1 year" if years == 1 else f"about {years} years"
-    if rest < 274:
-        return f"over {years} year{'s' if years > 1 else ''}"
-    return f"almost {years + 1} years"
-
-
-def time_ago(ts: float | None, now: float) -> str:
-    """'3 minutes ago' for the past, 'in 5 minutes' for the future."""
-    if ts is None:
-        return "never"
-    delta = now - ts
-    if delta >= 0:
-        return "just now" if delta < 5 else _span(delta) + " ago"
-    return "in " + _span(-delta)
-
-
 def timestamp(value: Any) -> float | None:
     """A job time field (RFC3339 text or Unix seconds) as Unix seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -79,33 +33,6 @@ def timestamp(value: Any) -> float | None:
             except ValueError:
                 return None
     return None
-
-
-def duration(seconds: float) -> str:
-    """Uptime and latency: '3 d 4 h', '12 min', '1.5 s', '250 ms'."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
-    if minutes < 60:
-        return f"{minutes:.0f} min"
-    if hours < 24:
-        return f"{int(hours)} h {int(minutes % 60)} min"
-    return f"{int(days)} d {int(hours % 24)} h"
-
-
-def rss(kb: Any) -> str:
-    """Resident memory of a worker, as reported in BEAT (kilobytes)."""
-    try:
-        kb = int(kb)
-    except (TypeError, ValueError):
-        return "-"
-    if kb < 100_000:
-        return f"{kb:,} KB"
-    if kb < 10_000_000:
-        return f"{kb / 1024:.1f} MB"
-    return f"{kb / 1024 / 1024:.1f} GB"
 
 
 def job_type(job: dict) -> str:

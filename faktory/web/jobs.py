@@ -15,18 +15,24 @@ from twisted.web.template import Tag
 from ..locate import SETS, Finder, Location, Search
 from . import display, layout, pages
 from .app import WebUI, _arg
+from .i18n import N_
 from .layout import Ctx, badge, button, post_form, tags, when
 
 app = WebUI.app
 
 WHERE_TITLE = {
-    "working": "In progress",
-    "queue": "Enqueued",
-    "retries": "Retries",
-    "scheduled": "Scheduled",
-    "dead": "Dead",
+    "working": N_("In progress"),
+    "queue": N_("Enqueued"),
+    "retries": N_("Retries"),
+    "scheduled": N_("Scheduled"),
+    "dead": N_("Dead"),
 }
 ACTIVE_TAB = {"working": "busy", "queue": "queues"}
+IN_SET = {
+    "retries": N_("In {set} (next retry {when})."),
+    "scheduled": N_("In {set} (when {when})."),
+    "dead": N_("In {set} (died {when})."),
+}
 
 
 def job_path(jid: str) -> str:
@@ -38,7 +44,7 @@ def find_job(self, request):
     """The header's *Find job* box."""
     jid = _arg(request, "jid").strip()
     if not jid:
-        return self._redirect(request, "/", "Enter a job ID (JID) to find.")
+        return self._redirect(request, "/", self._t(request)._("Enter a job ID (JID) to find."))
     return self._redirect(request, job_path(jid[:1000]))
 
 
@@ -51,7 +57,7 @@ async def job(self, request, jid):
     if search.found is None:
         request.setResponseCode(404)
         body = not_found(ctx, jid, search)
-        return await self._html(ctx, "none", f"Job {jid}", body, live=True)
+        return await self._html(ctx, "none", ctx._("Job {jid}", jid=jid), body, live=True)
     loc = search.found
     data = display.decode_job(loc.raw)
     title = f"{display.job_type(data)} {jid}"
@@ -69,34 +75,29 @@ async def job(self, request, jid):
 
 def where_card(ctx: Ctx, loc: Location, job: dict) -> Tag:
     """Where the job is right now, in one line."""
-    label = badge(WHERE_TITLE[loc.where], "info")
+    label = badge(ctx._(WHERE_TITLE[loc.where]), "info")
     if loc.where == "queue":
-        detail = [
-            "Waiting in queue ",
-            tags.a(loc.queue, href=ctx.url(f"/queues/{loc.queue}")),
-            f", priority {loc.priority}.",
-        ]
+        detail = layout.sentence(
+            ctx._("Waiting in queue {queue}, priority {priority}."),
+            queue=tags.a(loc.queue, href=ctx.url(f"/queues/{loc.queue}")),
+            priority=ctx.number(loc.priority),
+        )
     elif loc.where == "working":
         res = loc.reservation
-        detail = [
-            "Reserved by ",
-            tags.code(str(res.get("wid") or "-")),
-            " since ",
-            when(display.timestamp(res.get("reserved_at")), ctx.now),
-            "; the reservation runs out ",
-            when(display.timestamp(res.get("expiry")), ctx.now),
-            ".",
-        ]
+        detail = layout.sentence(
+            ctx._("Reserved by {wid} since {since}; the reservation runs out {until}."),
+            wid=tags.code(str(res.get("wid") or "-")),
+            since=when(ctx, display.timestamp(res.get("reserved_at"))),
+            until=when(ctx, display.timestamp(res.get("expiry"))),
+        )
     else:
         kind = pages.SET_KINDS[loc.where]
         score = float(loc.key.partition("|")[0])
-        detail = [
-            "In ",
-            tags.a(kind.title, href=ctx.url(kind.path)),
-            f" ({kind.when_label.lower()} ",
-            when(pages.entry_time(kind, score), ctx.now),
-            ").",
-        ]
+        detail = layout.sentence(
+            ctx._(IN_SET[loc.where]),
+            set=tags.a(ctx._(kind.title), href=ctx.url(kind.path)),
+            when=when(ctx, pages.entry_time(kind, score)),
+        )
     return tags.section(tags.p(label, " ", *detail), class_="card where", id="job-where")
 
 
@@ -106,8 +107,13 @@ def queue_job_actions(ctx: Ctx, loc: Location) -> Tag:
     return post_form(
         ctx,
         f"/queues/{loc.queue}",
-        tags.a("Back", href=ctx.url(f"/queues/{loc.queue}"), class_="btn link"),
-        button("Delete", "delete_selected", kind="danger", confirm="Delete this job?"),
+        tags.a(ctx._("Back"), href=ctx.url(f"/queues/{loc.queue}"), class_="btn link"),
+        button(
+            ctx._("Delete"),
+            "delete_selected",
+            kind="danger",
+            confirm=ctx._("Delete this job? This cannot be undone."),
+        ),
         hidden={"bkey": queue_token(loc.priority, loc.raw)},
         class_="inline",
     )
@@ -115,13 +121,16 @@ def queue_job_actions(ctx: Ctx, loc: Location) -> Tag:
 
 def not_found(ctx: Ctx, jid: str, search: Search) -> Tag:
     if search.complete:
-        text = (
-            f"No job {jid} is waiting in a queue, in progress, in retries, scheduled or dead. "
-            "Jobs that finished are not kept."
+        text = ctx._(
+            "No job {jid} is waiting in a queue, in progress, in retries, scheduled or dead. "
+            "Jobs that finished are not kept.",
+            jid=jid,
         )
     else:
-        text = (
-            f"Job {jid} was not found among the first {display.number(search.examined)} "
-            "stored jobs searched; a large queue may hold it further back."
+        text = ctx._(
+            "Job {jid} was not found among the first {n} stored jobs searched; "
+            "a large queue may hold it further back.",
+            jid=jid,
+            n=ctx.number(search.examined),
         )
     return layout.empty(text)

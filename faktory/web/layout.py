@@ -3,12 +3,19 @@ building blocks pages share: links, forms, buttons, pagers, times.
 
 Pages are ``twisted.web.template`` tags, so every string that reaches the
 HTML is escaped by the flattener; raw HTML exists only for plugin pages'
-fragments, spliced in after flattening (``render_page``)."""
+fragments, spliced in after flattening (``render_page``).
+
+Every word a page shows goes through the request's translator:
+``ctx._("Text {name}", name=...)``, ``ctx.ngettext(...)``, and numbers and
+times through ``ctx.t`` (``number``, ``time_ago``, ``datetime``, ``duration``)
+or ``when(ctx, ts)``.  Module-level labels are marked ``N_("...")`` and
+translated where they are drawn (see ``i18n``)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +26,8 @@ from twisted.web.template import Comment, Tag, flattenString
 from twisted.web.template import tags as _known
 
 from .. import FAKTORY_COMPAT_VERSION, __version__
-from . import display
+from . import display, i18n
+from .i18n import N_
 
 
 class _Tags:
@@ -39,12 +47,12 @@ PER_PAGE = 25
 DOCS_URL = "https://github.com/contribsys/faktory/wiki"
 
 TABS = (
-    ("dashboard", "Dashboard", "/"),
-    ("busy", "Busy", "/busy"),
-    ("queues", "Queues", "/queues"),
-    ("retries", "Retries", "/retries"),
-    ("scheduled", "Scheduled", "/scheduled"),
-    ("dead", "Dead", "/morgue"),
+    ("dashboard", N_("Dashboard"), "/"),
+    ("busy", N_("Busy"), "/busy"),
+    ("queues", N_("Queues"), "/queues"),
+    ("retries", N_("Retries"), "/retries"),
+    ("scheduled", N_("Scheduled"), "/scheduled"),
+    ("dead", N_("Dead"), "/morgue"),
 )
 
 
@@ -75,6 +83,17 @@ class Ctx:
     info: dict
     flash: str = ""
     pages: list = field(default_factory=list)
+    t: i18n.Translator = field(default_factory=lambda: i18n.translator(i18n.DEFAULT))
+
+    def _(self, message: str, **values: Any) -> str:
+        """The request's translation of ``message`` (see ``i18n.Translator``)."""
+        return self.t._(message, **values)
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
+        return self.t.ngettext(singular, plural, n, **values)
+
+    def number(self, n: int | float | None) -> str:
+        return self.t.number(n)
 
     def url(self, path: str, **query: Any) -> str:
         """A link inside the UI (prefixed for a reverse proxy), with query."""
@@ -99,16 +118,29 @@ def job_href(ctx: Ctx, jid: str, where: str = "", score: str = "") -> str:
 
 
 # -- small pieces -------------------------------------------------------------
-def when(ts: float | None, now: float) -> Tag | str:
-    """A relative time with the exact UTC time on hover."""
+def when(ctx: Ctx, ts: float | None) -> Tag | str:
+    """A relative time in the request's language, the exact UTC time on hover."""
     if ts is None:
         return "-"
-    exact = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
     return tags.time(
-        display.time_ago(ts, now),
+        ctx.t.time_ago(ts, ctx.now),
         datetime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)),
-        title=exact,
+        title=ctx.t.datetime(ts),
     )
+
+
+def sentence(text: str, **parts: Any) -> list[Any]:
+    """A translated sentence whose ``{placeholders}`` are tags (links, times):
+    the pieces in the translation's order, ready to put in a tag."""
+    out: list[Any] = []
+    pos = 0
+    for m in re.finditer(r"\{(\w+)\}", text):
+        if m.group(1) not in parts:
+            continue
+        out += [text[pos : m.start()], parts[m.group(1)]]
+        pos = m.end()
+    out.append(text[pos:])
+    return [p for p in out if p != ""]
 
 
 def button(
@@ -144,8 +176,9 @@ def table(headers: list[Any], rows: list[Tag], cls: str = "") -> Tag:
     )
 
 
-def check_all() -> Tag:
-    return tags.input(type="checkbox", title="Select all on this page", **{"data-check-all": "1"})
+def check_all(ctx: Ctx) -> Tag:
+    label = ctx._("Select all on this page")
+    return tags.input(type="checkbox", title=label, **{"aria-label": label, "data-check-all": "1"})
 
 
 def args_cell(job: dict) -> Tag:
@@ -175,8 +208,8 @@ def pager(
         return tags.li(tags.a(label, href=ctx.url(path, **query, page=target), title=title))
 
     items = [
-        link("«", 1 if page > 1 else None, title="First page"),
-        link("‹", page - 1 if page > 1 else None, title="Previous page"),
+        link("«", 1 if page > 1 else None, title=ctx._("First page")),
+        link("‹", page - 1 if page > 1 else None, title=ctx._("Previous page")),
     ]
     if last is None:
         items.append(link(str(page), page, current=True))
@@ -186,14 +219,14 @@ def pager(
         for n in shown:
             if n - prev > 1:
                 items.append(tags.li(tags.span("…"), class_="gap"))
-            items.append(link(display.number(n), n, current=n == page))
+            items.append(link(ctx.number(n), n, current=n == page))
             prev = n
     has_next = more if last is None else page < last
-    items.append(link("›", page + 1 if has_next else None, title="Next page"))
+    items.append(link("›", page + 1 if has_next else None, title=ctx._("Next page")))
     if last is not None:
-        items.append(link("»", last if page < last else None, title="Last page"))
+        items.append(link("»", last if page < last else None, title=ctx._("Last page")))
     return tags.nav(
-        tags.ul(*items), class_="pager", **{"aria-label": "Pages", "data-live": "pager"}
+        tags.ul(*items), class_="pager", **{"aria-label": ctx._("Pages"), "data-live": "pager"}
     )
 
 
@@ -201,25 +234,25 @@ def pager(
 def _summary(ctx: Ctx) -> Tag:
     fk = ctx.info["faktory"]
     entries = [
-        ("processed", "Processed", fk["total_processed"], None),
-        ("failed", "Failed", fk["total_failures"], None),
-        ("busy", "Busy", fk["sets"]["working"], "/busy"),
-        ("enqueued", "Enqueued", fk["total_enqueued"], "/queues"),
-        ("retries", "Retries", fk["sets"]["retries"], "/retries"),
-        ("scheduled", "Scheduled", fk["sets"]["scheduled"], "/scheduled"),
-        ("dead", "Dead", fk["sets"]["dead"], "/morgue"),
+        ("processed", ctx._("Processed"), fk["total_processed"], None),
+        ("failed", ctx._("Failed"), fk["total_failures"], None),
+        ("busy", ctx._("Busy"), fk["sets"]["working"], "/busy"),
+        ("enqueued", ctx._("Enqueued"), fk["total_enqueued"], "/queues"),
+        ("retries", ctx._("Retries"), fk["sets"]["retries"], "/retries"),
+        ("scheduled", ctx._("Scheduled"), fk["sets"]["scheduled"], "/scheduled"),
+        ("dead", ctx._("Dead"), fk["sets"]["dead"], "/morgue"),
     ]
     cells = []
     for key, label, value, path in entries:
         inner = [
-            tags.span(display.number(value), class_="value", **{"data-stat": key}),
+            tags.span(ctx.number(value), class_="value", **{"data-stat": key}),
             tags.span(label, class_="label"),
         ]
         if path:
             cells.append(tags.li(tags.a(*inner, href=ctx.url(path)), class_=f"stat-{key}"))
         else:
             cells.append(tags.li(tags.div(*inner), class_=f"stat-{key}"))
-    return tags.section(tags.ul(*cells), class_="summary", **{"aria-label": "Summary"})
+    return tags.section(tags.ul(*cells), class_="summary", **{"aria-label": ctx._("Summary")})
 
 
 def _nav(ctx: Ctx, active: str) -> Tag:
@@ -229,7 +262,7 @@ def _nav(ctx: Ctx, active: str) -> Tag:
         if key == active:
             attrs["aria-current"] = "page"
             attrs["class"] = "active"
-        links.append(tags.li(tags.a(label, **attrs)))
+        links.append(tags.li(tags.a(ctx._(label), **attrs)))
     for page in ctx.pages:
         if not page.nav:
             continue
@@ -238,9 +271,10 @@ def _nav(ctx: Ctx, active: str) -> Tag:
         if active == "plugin:" + path:
             attrs["aria-current"] = "page"
             attrs["class"] = "active"
-        links.append(tags.li(tags.a(page.title, **attrs)))
+        links.append(tags.li(tags.a(ctx._(page.title), **attrs)))
     busy = ctx.info["faktory"]["sets"]["working"]
     state = "active" if busy else "idle"
+    state_text = ctx._("active") if busy else ctx._("idle")
     return tags.header(
         tags.div(
             tags.a(
@@ -251,21 +285,21 @@ def _nav(ctx: Ctx, active: str) -> Tag:
             ),
             tags.span(
                 tags.span(class_="dot"),
-                tags.span(state, class_="status-text"),
+                tags.span(state_text, class_="status-text"),
                 class_=f"status {state}",
-                title=f"{display.number(busy)} jobs in progress",
+                title=ctx._("Jobs in progress: {n}", n=ctx.number(busy)),
                 **{"data-status": "1"},
             ),
             class_="brand-row",
         ),
-        tags.nav(tags.ul(*links), class_="tabs", **{"aria-label": "Main"}),
+        tags.nav(tags.ul(*links), class_="tabs", **{"aria-label": ctx._("Main")}),
         tags.form(
             tags.input(
                 type="search",
                 name="jid",
-                placeholder="Find job by JID",
+                placeholder=ctx._("Find job by JID"),
                 required="required",
-                **{"aria-label": "Find job by JID"},
+                **{"aria-label": ctx._("Find job by JID")},
             ),
             method="get",
             action=ctx.url("/job"),
@@ -281,18 +315,39 @@ def _footer(ctx: Ctx) -> Tag:
     return tags.footer(
         tags.ul(
             tags.li(f"Faktory {FAKTORY_COMPAT_VERSION}", title=f"faktory-server {__version__}"),
-            tags.li(tags.code(s.bind), title="Work protocol endpoint"),
-            tags.li(
-                tags.span(
-                    time.strftime("%H:%M:%S UTC", time.gmtime(ctx.now)),
-                    **{"data-clock": "1"},
-                )
-            ),
+            tags.li(tags.code(s.bind), title=ctx._("Work protocol endpoint")),
+            tags.li(tags.span(ctx.t.clock(ctx.now), **{"data-clock": "1"})),
             tags.li(s.environment, class_=f"env env-{s.environment}"),
-            tags.li(tags.a("Debug", href=ctx.url("/debug"))),
-            tags.li(tags.a("Docs", href=DOCS_URL, rel="noopener noreferrer")),
+            tags.li(tags.a(ctx._("Debug"), href=ctx.url("/debug"))),
+            tags.li(tags.a(ctx._("Docs"), href=DOCS_URL, rel="noopener noreferrer")),
+            tags.li(_language_form(ctx)),
         ),
         class_="footer",
+    )
+
+
+def _language_form(ctx: Ctx) -> Tag:
+    """The footer's language selector: a same-origin POST to ``/locale``
+    (the script submits it on change; the button is for browsers without)."""
+    here = "/"
+    if ctx.request is not None:
+        here = ctx.request.uri.decode("utf-8", "replace")
+        if not here.startswith(ctx.prefix + "/"):
+            here = ctx.prefix + here
+    options = [
+        tags.option(
+            name, value=tag, lang=tag, **({"selected": "selected"} if tag == ctx.t.tag else {})
+        )
+        for tag, name in i18n.LANGUAGES.items()
+    ]
+    label = ctx._("Language")
+    return post_form(
+        ctx,
+        "/locale",
+        tags.select(*options, name="locale", title=label, **{"aria-label": label}),
+        tags.button(ctx._("Change"), type="submit", class_="btn sm"),
+        hidden={"return": here},
+        class_="language",
     )
 
 
@@ -314,7 +369,7 @@ async def render_page(
         marker = "faktory-raw-" + uuid.uuid4().hex
         body = tags.div(Comment(marker), class_="plugin")
     flash = tags.div(ctx.flash, class_="flash", role="status") if ctx.flash else ""
-    doc = tags.html(lang="en")(
+    doc = tags.html(lang=ctx.t.tag, dir=ctx.t.dir, **{"data-i18n": ctx.t.js_blob()})(
         tags.head(
             tags.meta(charset="utf-8"),
             tags.meta(name="viewport", content="width=device-width, initial-scale=1"),

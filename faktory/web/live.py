@@ -17,9 +17,10 @@ def control(ctx: Ctx) -> Tag:
     """The polling interval slider, shared with the dashboard (same stored
     interval), and where the page says it is paused."""
     return tags.div(
-        tags.span(class_="beacon", id="beacon", title="Updated"),
+        tags.span(class_="beacon", id="beacon", title=ctx._("Updated")),
         tags.label(
-            "Refresh every ",
+            ctx._("Refresh every"),
+            " ",
             tags.input(
                 type="range",
                 min=str(MIN_MS),
@@ -27,15 +28,22 @@ def control(ctx: Ctx) -> Tag:
                 step="1000",
                 value=str(DEFAULT_MS),
                 id="poll-interval",
-                **{"aria-label": "Polling interval in milliseconds"},
+                **{"aria-label": ctx._("Polling interval in milliseconds")},
             ),
-            tags.output("5 s", id="poll-interval-value", **{"for": "poll-interval"}),
+            tags.output(
+                ctx.t.duration(DEFAULT_MS / 1000),
+                id="poll-interval-value",
+                **{"for": "poll-interval"},
+            ),
         ),
         tags.span(
             "",
             class_="live-state",
             role="status",
-            **{"data-live-state": "1", "data-paused-text": "Paused while you work on this page"},
+            **{
+                "data-live-state": "1",
+                "data-paused-text": ctx._("Paused while you work on this page"),
+            },
         ),
         class_="slider live-control",
         id="live-control",

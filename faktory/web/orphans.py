@@ -24,17 +24,19 @@ def release_cell(ctx: Ctx, workers: list[dict]) -> Callable[[dict], Tag | str]:
             return ""
         jid = str((reservation.get("job") or {}).get("jid", ""))
         return tags.div(
-            badge("worker gone", "danger"),
+            badge(ctx._("worker gone"), "danger"),
             " ",
             post_form(
                 ctx,
                 "/busy/release",
                 button(
-                    "Release",
+                    ctx._("Release"),
                     "release",
                     kind="sm primary",
-                    confirm="Put this job back at the front of its queue now?",
-                    title="Its worker process sends no heartbeat: put the job back in its queue",
+                    confirm=ctx._("Put this job back at the front of its queue now?"),
+                    title=ctx._(
+                        "Its worker process sends no heartbeat: put the job back in its queue"
+                    ),
                 ),
                 hidden={"jid": jid, "reserved_at": str(reservation.get("reserved_at", ""))},
                 class_="inline",
@@ -48,13 +50,14 @@ def release_cell(ctx: Ctx, workers: list[dict]) -> Callable[[dict], Tag | str]:
 @app.route("/busy/release", methods=["POST"])
 async def release(self, request):
     jid = _arg(request, "jid")
+    t = self._t(request)
     if not jid:
-        return self._redirect(request, "/busy", "Nothing selected.")
+        return self._redirect(request, "/busy", t._("Nothing selected."))
     outcome, job = await orphans.release(self.server, jid, _arg(request, "reserved_at"))
     queue = str(job.get("queue", ""))
     message = {
-        "released": f"Released {jid} back to queue {queue}.",
-        "gone": f"Job {jid} is no longer held by that reservation: nothing released.",
-        "alive": f"The worker holding {jid} sends heartbeats again: nothing released.",
+        "released": t._("Released {jid} back to queue {queue}.", jid=jid, queue=queue),
+        "gone": t._("Job {jid} is no longer held by that reservation: nothing released.", jid=jid),
+        "alive": t._("The worker holding {jid} sends heartbeats again: nothing released.", jid=jid),
     }[outcome]
     return self._redirect(request, "/busy", message)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from twisted.web.template import Tag
 from .. import FAKTORY_COMPAT_VERSION, __version__
 from ..job import DEAD_TTL
 from . import display
+from .i18n import N_
 from .layout import (
     PER_PAGE,
     Ctx,
@@ -45,15 +45,18 @@ def _stat_box(label: str, value: str, key: str) -> Tag:
 def dashboard(ctx: Ctx, history: list[dict], days: int) -> Tag:
     srv = ctx.info["server"]
     boxes = tags.div(
-        _stat_box("Version", srv["faktory_version"], "faktory_version"),
-        _stat_box("Uptime", display.duration(srv["uptime"]), "uptime"),
-        _stat_box("Connections", display.number(srv["connections"]), "connections"),
-        _stat_box("Memory", f"{display.number(srv['used_memory_mb'])} MB", "used_memory_mb"),
-        _stat_box("Commands", display.number(srv["command_count"]), "command_count"),
+        _stat_box(ctx._("Version"), srv["faktory_version"], "faktory_version"),
+        _stat_box(ctx._("Uptime"), ctx.t.duration(srv["uptime"]), "uptime"),
+        _stat_box(ctx._("Connections"), ctx.number(srv["connections"]), "connections"),
+        _stat_box(
+            ctx._("Memory"), ctx._("{n} MB", n=ctx.number(srv["used_memory_mb"])), "used_memory_mb"
+        ),
+        _stat_box(ctx._("Commands"), ctx.number(srv["command_count"]), "command_count"),
         class_="boxes",
     )
     slider = tags.label(
-        "Polling interval ",
+        ctx._("Polling interval"),
+        " ",
         tags.input(
             type="range",
             min="2000",
@@ -61,14 +64,16 @@ def dashboard(ctx: Ctx, history: list[dict], days: int) -> Tag:
             step="1000",
             value="5000",
             id="poll-interval",
-            **{"aria-label": "Polling interval in milliseconds"},
+            **{"aria-label": ctx._("Polling interval in milliseconds")},
         ),
-        tags.output("5 s", id="poll-interval-value", **{"for": "poll-interval"}),
+        tags.output(ctx.t.duration(5), id="poll-interval-value", **{"for": "poll-interval"}),
         class_="slider",
     )
     live = tags.section(
         tags.div(
-            tags.h2(tags.span(class_="beacon", id="beacon", title="Updated"), "Real-time"),
+            tags.h2(
+                tags.span(class_="beacon", id="beacon", title=ctx._("Updated")), ctx._("Real-time")
+            ),
             slider,
             class_="card-head",
         ),
@@ -77,7 +82,7 @@ def dashboard(ctx: Ctx, history: list[dict], days: int) -> Tag:
             id="live-chart",
             role="img",
             **{
-                "aria-label": "Jobs processed and failed per polling interval",
+                "aria-label": ctx._("Jobs processed and failed per polling interval"),
                 "data-stats-url": ctx.url("/stats"),
             },
         ),
@@ -85,7 +90,7 @@ def dashboard(ctx: Ctx, history: list[dict], days: int) -> Tag:
     )
     choices = [
         tags.a(
-            f"{d} day{'s' if d > 1 else ''}",
+            ctx.ngettext("{n} day", "{n} days", d),
             href=ctx.url("/", days=d),
             class_="chip active" if d == days else "chip",
             **({"aria-current": "true"} if d == days else {}),
@@ -99,10 +104,15 @@ def dashboard(ctx: Ctx, history: list[dict], days: int) -> Tag:
     processed = sum(h["processed"] for h in history)
     failed = sum(h["failed"] for h in history)
     hist = tags.section(
-        tags.div(tags.h2("History"), tags.div(*choices, class_="chips"), class_="card-head"),
+        tags.div(tags.h2(ctx._("History")), tags.div(*choices, class_="chips"), class_="card-head"),
         tags.p(
-            f"{display.number(processed)} processed, {display.number(failed)} failed "
-            f"in the last {days} day{'s' if days > 1 else ''}.",
+            ctx.ngettext(
+                "{processed} processed, {failed} failed in the last {n} day.",
+                "{processed} processed, {failed} failed in the last {n} days.",
+                days,
+                processed=ctx.number(processed),
+                failed=ctx.number(failed),
+            ),
             class_="muted",
         ),
         tags.div(
@@ -110,7 +120,11 @@ def dashboard(ctx: Ctx, history: list[dict], days: int) -> Tag:
             id="history-chart",
             role="img",
             **{
-                "aria-label": f"Jobs processed and failed per day, last {days} days",
+                "aria-label": ctx.ngettext(
+                    "Jobs processed and failed per day, last {n} day",
+                    "Jobs processed and failed per day, last {n} days",
+                    days,
+                ),
                 "data-history": json.dumps(series),
             },
         ),
@@ -130,37 +144,42 @@ class QueueRow:
 
 def queues(ctx: Ctx, rows: list[QueueRow]) -> Tag:
     if not rows:
-        return empty("No queues yet: push a job and its queue appears here.")
+        return empty(ctx._("No queues yet: push a job and its queue appears here."))
     trs = []
     for r in rows:
-        status = badge("paused", "warn") if r.paused else badge("active", "ok")
+        status = badge(ctx._("paused"), "warn") if r.paused else badge(ctx._("active"), "ok")
         toggle = (
-            button("Resume", "resume", kind="primary")
+            button(ctx._("Resume"), "resume", kind="primary")
             if r.paused
-            else button("Pause", "pause", kind="")
+            else button(ctx._("Pause"), "pause", kind="")
         )
         actions = post_form(
             ctx,
             f"/queues/{r.name}",
             toggle,
             button(
-                "Clear",
+                ctx._("Clear"),
                 "delete",
                 kind="danger",
-                confirm=f"Delete all {r.size:,} jobs in queue {r.name} and remove the queue?",
+                confirm=ctx.ngettext(
+                    "Delete {n} job in queue {queue} and remove the queue?",
+                    "Delete all {n} jobs in queue {queue} and remove the queue?",
+                    r.size,
+                    queue=r.name,
+                ),
             ),
             class_="inline",
         )
         trs.append(
             tags.tr(
                 tags.td(tags.a(r.name, href=ctx.url(f"/queues/{r.name}")), " ", status),
-                tags.td(display.number(r.size), class_="num"),
-                tags.td(display.duration(r.latency) if r.size else "-", class_="num"),
+                tags.td(ctx.number(r.size), class_="num"),
+                tags.td(ctx.t.duration(r.latency) if r.size else "-", class_="num"),
                 tags.td(actions, class_="actions"),
                 **{"data-queue": r.name},
             )
         )
-    return table(["Queue", "Size", "Latency", "Actions"], trs)
+    return table([ctx._("Queue"), ctx._("Size"), ctx._("Latency"), ctx._("Actions")], trs)
 
 
 def queue(
@@ -173,15 +192,16 @@ def queue(
     token_of,
 ) -> Tag:
     head = tags.p(
-        f"{display.number(total)} job{'s' if total != 1 else ''}, lowest priority first, "
-        "newest first within a priority: the last row runs next.",
+        ctx.ngettext("{n} job.", "{n} jobs.", total),
         " ",
-        badge("paused", "warn") if paused else "",
+        ctx._("Lowest priority first, newest first within a priority: the last row runs next."),
+        " ",
+        badge(ctx._("paused"), "warn") if paused else "",
         class_="muted",
         **{"data-live": "summary"},
     )
     if not entries:
-        return tags.div(head, empty("This queue is empty."))
+        return tags.div(head, empty(ctx._("This queue is empty.")))
     trs = []
     for priority, raw, job in entries:
         trs.append(
@@ -191,15 +211,15 @@ def queue(
                         type="checkbox",
                         name="bkey",
                         value=token_of(priority, raw),
-                        **{"aria-label": f"Select {job.get('jid', '')}"},
+                        **{"aria-label": ctx._("Select {jid}", jid=job.get("jid", ""))},
                     )
                 ),
                 tags.td(tags.code(str(job.get("jid", "")))),
                 tags.td(display.job_type(job)),
-                tags.td(str(priority), class_="num"),
+                tags.td(ctx.number(priority), class_="num"),
                 args_cell(job),
-                tags.td(when(display.timestamp(job.get("enqueued_at")), ctx.now)),
-                tags.td(_details(job)),
+                tags.td(when(ctx, display.timestamp(job.get("enqueued_at")))),
+                tags.td(_details(ctx, job)),
             )
         )
     last = (total + PER_PAGE - 1) // PER_PAGE
@@ -208,15 +228,23 @@ def queue(
         f"/queues/{name}",
         tags.div(
             button(
-                "Delete selected",
+                ctx._("Delete selected"),
                 "delete_selected",
                 kind="danger",
-                confirm="Delete the selected jobs?",
+                confirm=ctx._("Delete the selected jobs?"),
             ),
             class_="toolbar",
         ),
         table(
-            [check_all(), "JID", "Job", "Priority", "Arguments", "Enqueued", ""],
+            [
+                check_all(ctx),
+                ctx._("JID"),
+                ctx._("Job"),
+                ctx._("Priority"),
+                ctx._("Arguments"),
+                ctx._("Enqueued"),
+                "",
+            ],
             trs,
         ),
         hidden={"page": page},
@@ -224,8 +252,8 @@ def queue(
     return tags.div(head, form, pager(ctx, f"/queues/{name}", page, last, False))
 
 
-def _details(job: dict) -> Tag:
-    return tags.details(tags.summary("JSON"), tags.pre(display.pretty(job), class_="json"))
+def _details(ctx: Ctx, job: dict) -> Tag:
+    return tags.details(tags.summary(ctx._("JSON")), tags.pre(display.pretty(job), class_="json"))
 
 
 # -- busy -----------------------------------------------------------------------
@@ -246,14 +274,19 @@ def busy(
         for label in w["labels"]:
             name += [" ", badge(str(label))]
         if w["state"] != "running":
-            name += [" ", badge(w["state"], "danger")]
+            state = {"quiet": ctx._("quiet"), "terminate": ctx._("terminate")}.get(w["state"])
+            name += [" ", badge(state or str(w["state"]), "danger")]
         buttons = []
         if w["state"] == "running":
-            buttons.append(button("Quiet", "quiet", name="signal"))
+            buttons.append(button(ctx._("Quiet"), "quiet", name="signal"))
         if w["state"] != "terminate":
             buttons.append(
                 button(
-                    "Stop", "terminate", name="signal", kind="danger", confirm=f"Stop {w['wid']}?"
+                    ctx._("Stop"),
+                    "terminate",
+                    name="signal",
+                    kind="danger",
+                    confirm=ctx._("Stop {wid}?", wid=w["wid"]),
                 )
             )
         count = busy_by_wid.get(w["wid"], 0) if busy_by_wid is not None else None
@@ -261,11 +294,11 @@ def busy(
             tags.tr(
                 tags.td(tags.code(w["wid"])),
                 tags.td(*name),
-                tags.td(when(w["started_at"], ctx.now)),
-                tags.td(when(w["beat"], ctx.now)),
-                tags.td(display.number(w["conns"]), class_="num"),
-                tags.td(display.rss(w["rss_kb"]), class_="num"),
-                tags.td(display.number(count), class_="num"),
+                tags.td(when(ctx, w["started_at"])),
+                tags.td(when(ctx, w["beat"])),
+                tags.td(ctx.number(w["conns"]), class_="num"),
+                tags.td(ctx.t.size_kb(w["rss_kb"]), class_="num"),
+                tags.td(ctx.number(count), class_="num"),
                 tags.td(
                     post_form(ctx, "/busy", *buttons, hidden={"wid": w["wid"]}, class_="inline"),
                     class_="actions",
@@ -276,29 +309,42 @@ def busy(
     all_buttons = post_form(
         ctx,
         "/busy",
-        button("Quiet All", "quiet", name="signal", confirm="Quiet every worker process?"),
         button(
-            "Stop All",
+            ctx._("Quiet All"), "quiet", name="signal", confirm=ctx._("Quiet every worker process?")
+        ),
+        button(
+            ctx._("Stop All"),
             "terminate",
             name="signal",
             kind="danger",
-            confirm="Stop every worker process?",
+            confirm=ctx._("Stop every worker process?"),
         ),
         hidden={"wid": "all"},
         class_="inline",
     )
     processes = tags.section(
         tags.div(
-            tags.h2(f"Processes ({display.number(len(workers))})", **{"data-live": "processes"}),
+            tags.h2(
+                ctx._("Processes ({n})", n=ctx.number(len(workers))), **{"data-live": "processes"}
+            ),
             all_buttons,
             class_="card-head",
         ),
         table(
-            ["ID", "Name", "Started", "Last beat", "Connections", "RSS", "Busy", ""],
+            [
+                ctx._("ID"),
+                ctx._("Name"),
+                ctx._("Started"),
+                ctx._("Last beat"),
+                ctx._("Connections"),
+                ctx._("RSS"),
+                ctx._("Busy"),
+                "",
+            ],
             wrows,
         )
         if wrows
-        else empty("No worker processes are connected."),
+        else empty(ctx._("No worker processes are connected.")),
         class_="card",
     )
     jrows = []
@@ -313,8 +359,8 @@ def busy(
                 tags.td(tags.a(queue_name, href=ctx.url(f"/queues/{queue_name}"))),
                 tags.td(display.job_type(job)),
                 args_cell(job),
-                tags.td(when(display.timestamp(r.get("reserved_at")), ctx.now)),
-                tags.td(when(display.timestamp(r.get("expiry")), ctx.now)),
+                tags.td(when(ctx, display.timestamp(r.get("reserved_at")))),
+                tags.td(when(ctx, display.timestamp(r.get("expiry")))),
                 tags.td(release, class_="actions"),
                 **{"data-jid": str(job.get("jid", "")), **({"class": "orphan"} if release else {})},
             )
@@ -322,12 +368,24 @@ def busy(
     last = (total + PER_PAGE - 1) // PER_PAGE
     jobs = tags.section(
         tags.div(
-            tags.h2(f"Jobs in progress ({display.number(total)})", **{"data-live": "jobs"}),
+            tags.h2(ctx._("Jobs in progress ({n})", n=ctx.number(total)), **{"data-live": "jobs"}),
             class_="card-head",
         ),
-        table(["Process", "JID", "Queue", "Job", "Arguments", "Started", "Expires", ""], jrows)
+        table(
+            [
+                ctx._("Process"),
+                ctx._("JID"),
+                ctx._("Queue"),
+                ctx._("Job"),
+                ctx._("Arguments"),
+                ctx._("Started"),
+                ctx._("Expires"),
+                "",
+            ],
+            jrows,
+        )
         if jrows
-        else empty("No jobs are running."),
+        else empty(ctx._("No jobs are running.")),
         pager(ctx, "/busy", page, last, False),
         class_="card",
     )
@@ -342,47 +400,66 @@ class SetKind:
     title: str
     when_label: str
     default_reverse: bool
-    bulk: tuple[tuple[str, str, str], ...]  # (label, action, kind)
+    bulk: tuple[tuple[str, str, str, str], ...]  # (label, row label, action, kind)
     empty_text: str
+    all_label: str  # the whole-set button of bulk[0]
 
 
+# Labels are marked here and translated where drawn (ctx._).
 SET_KINDS = {
     "retries": SetKind(
         "retries",
         "/retries",
-        "Retries",
-        "Next retry",
+        N_("Retries"),
+        N_("Next retry"),
         False,
-        (("Retry now", "retry", "primary"), ("Delete", "delete", "danger"), ("Kill", "kill", "")),
-        "No retries were found.",
+        (
+            (N_("Retry now"), N_("Retry"), "retry", "primary"),
+            (N_("Delete"), N_("Delete"), "delete", "danger"),
+            (N_("Kill"), N_("Kill"), "kill", ""),
+        ),
+        N_("No retries were found."),
+        N_("Retry all"),
     ),
     "scheduled": SetKind(
         "scheduled",
         "/scheduled",
-        "Scheduled",
-        "When",
+        N_("Scheduled"),
+        N_("When"),
         False,
-        (("Add to queue", "add_to_queue", "primary"), ("Delete", "delete", "danger")),
-        "No scheduled jobs were found.",
+        (
+            (N_("Add to queue"), N_("Enqueue"), "add_to_queue", "primary"),
+            (N_("Delete"), N_("Delete"), "delete", "danger"),
+        ),
+        N_("No scheduled jobs were found."),
+        N_("Add all to queue"),
     ),
     "dead": SetKind(
         "dead",
         "/morgue",
-        "Dead",
-        "Died",
+        N_("Dead"),
+        N_("Died"),
         True,
-        (("Retry now", "retry", "primary"), ("Delete", "delete", "danger")),
-        "No dead jobs were found.",
+        (
+            (N_("Retry now"), N_("Retry"), "retry", "primary"),
+            (N_("Delete"), N_("Delete"), "delete", "danger"),
+        ),
+        N_("No dead jobs were found."),
+        N_("Retry all"),
     ),
 }
 
 
-def _confirm(action: str, what: str) -> str:
+def _confirm(ctx: Ctx, action: str, one: bool) -> str:
     """Destructive actions ask first; putting jobs back to work does not."""
     if action == "delete":
-        return f"Delete {what}? This cannot be undone."
+        if one:
+            return ctx._("Delete this job? This cannot be undone.")
+        return ctx._("Delete the selected jobs? This cannot be undone.")
     if action == "kill":
-        return f"Kill {what}? They move to the Dead set without further retries."
+        if one:
+            return ctx._("Kill this job? It moves to the Dead set without further retries.")
+        return ctx._("Kill the selected jobs? They move to the Dead set without further retries.")
     return ""
 
 
@@ -426,9 +503,9 @@ def set_list(
     flip = "asc" if q.reverse else "desc"
     arrow = " ↓" if q.reverse else " ↑"
     sort_link = tags.a(
-        kind.when_label + arrow,
+        ctx._(kind.when_label) + arrow,
         href=ctx.url(kind.path, **dict(params, order=flip)),
-        title="Newest first" if not q.reverse else "Oldest first",
+        title=ctx._("Newest first") if not q.reverse else ctx._("Oldest first"),
         class_="sort",
     )
     filters = tags.form(
@@ -436,36 +513,36 @@ def set_list(
             type="search",
             name="q",
             value=q.text,
-            placeholder="Text in the job…",
-            **{"aria-label": "Filter by text"},
+            placeholder=ctx._("Text in the job…"),
+            **{"aria-label": ctx._("Filter by text")},
         ),
         tags.input(
             type="text",
             name="jobtype",
             value=q.jobtype,
-            placeholder="Job type",
-            **{"aria-label": "Filter by job type"},
+            placeholder=ctx._("Job type"),
+            **{"aria-label": ctx._("Filter by job type")},
         ),
         *(
             [tags.input(type="hidden", name="order", value=params["order"])]
             if "order" in params
             else []
         ),
-        tags.button("Filter", type="submit", class_="btn"),
-        tags.a("Clear", href=ctx.url(kind.path), class_="btn link") if filtered else "",
+        tags.button(ctx._("Filter"), type="submit", class_="btn"),
+        tags.a(ctx._("Clear"), href=ctx.url(kind.path), class_="btn link") if filtered else "",
         method="get",
         action=ctx.url(kind.path),
         class_="filters",
         role="search",
     )
     if filtered:
-        summary = f"Matching jobs (of {display.number(size)})"
+        summary = ctx._("Matching jobs (of {n})", n=ctx.number(size))
     else:
-        summary = f"{display.number(size)} job{'s' if size != 1 else ''}"
+        summary = ctx.ngettext("{n} job", "{n} jobs", size)
     if not entries:
         return tags.div(
             tags.div(tags.p(summary, class_="muted"), filters, class_="list-head"),
-            empty("No jobs match this filter." if filtered else kind.empty_text),
+            empty(ctx._("No jobs match this filter.") if filtered else ctx._(kind.empty_text)),
         )
     rows: list[Tag] = []
     row_forms: list[Tag] = []
@@ -481,13 +558,13 @@ def set_list(
                     type="checkbox",
                     name="key",
                     value=key,
-                    **{"aria-label": f"Select {job.get('jid', '')}"},
+                    **{"aria-label": ctx._("Select {jid}", jid=job.get("jid", ""))},
                 )
             ),
-            tags.td(tags.a(when(entry_time(kind, score), ctx.now), href=href)),
+            tags.td(tags.a(when(ctx, entry_time(kind, score)), href=href)),
         ]
         if kind.name == "retries":
-            cells.append(tags.td(display.number(failure.get("retry_count", 0)), class_="num"))
+            cells.append(tags.td(ctx.number(failure.get("retry_count", 0)), class_="num"))
         queue_name = str(job.get("queue", ""))
         cells += [
             tags.td(tags.a(queue_name, href=ctx.url(f"/queues/{queue_name}"))),
@@ -503,34 +580,34 @@ def set_list(
             tags.td(
                 *[
                     button(
-                        label.split()[0] if action != "add_to_queue" else "Enqueue",
+                        ctx._(short),
                         action,
                         kind=f"sm {k}",
-                        confirm=_confirm(action, "this job"),
+                        confirm=_confirm(ctx, action, True),
                         form=form_id,
-                        title=f"{label}: this job",
+                        title=ctx._("{action}: this job", action=ctx._(label)),
                     )
-                    for label, action, k in kind.bulk
+                    for label, short, action, k in kind.bulk
                 ],
                 class_="actions row-actions",
             )
         )
         rows.append(tags.tr(*cells, **{"data-jid": str(job.get("jid", ""))}))
-    headers: list[Any] = [check_all(), sort_link]
+    headers: list[Any] = [check_all(ctx), sort_link]
     if kind.name == "retries":
-        headers.append("Retries")
-    headers += ["Queue", "Job", "Arguments"]
+        headers.append(ctx._("Retries"))
+    headers += [ctx._("Queue"), ctx._("Job"), ctx._("Arguments")]
     if kind.name != "scheduled":
-        headers.append("Error")
+        headers.append(ctx._("Error"))
     headers.append("")
     bulk = [
-        button(label, action, kind=k, confirm=_confirm(action, "the selected jobs"))
-        for label, action, k in kind.bulk
+        button(ctx._(label), action, kind=k, confirm=_confirm(ctx, action, False))
+        for label, _short, action, k in kind.bulk
     ]
     form = post_form(
         ctx,
         kind.path,
-        tags.div(tags.span("Selected:", class_="muted"), *bulk, class_="toolbar"),
+        tags.div(tags.span(ctx._("Selected:"), class_="muted"), *bulk, class_="toolbar"),
         table(headers, rows),
         hidden={"return": back},
     )
@@ -541,12 +618,19 @@ def set_list(
             ctx,
             kind.path,
             button(
-                f"{first[0].split()[0]} all" if first[1] != "add_to_queue" else "Add all to queue",
-                first[1],
+                ctx._(kind.all_label),
+                first[2],
                 kind="",
-                confirm=f"{first[0]}: all {size:,} jobs?",
+                confirm=ctx.ngettext(
+                    "{action}: {n} job?", "{action}: all {n} jobs?", size, action=ctx._(first[0])
+                ),
             ),
-            button("Delete all", "delete", kind="danger", confirm=f"Delete all {size:,} jobs?"),
+            button(
+                ctx._("Delete all"),
+                "delete",
+                kind="danger",
+                confirm=ctx.ngettext("Delete {n} job?", "Delete all {n} jobs?", size),
+            ),
             hidden={"key": "all"},
             class_="inline all-actions",
             **{"data-live": "all"},
@@ -573,49 +657,50 @@ def _row(label: str, *value: Any) -> Tag:
 def job_page(ctx: Ctx, kind: SetKind | None, key: str, job: dict) -> Tag:
     """Every field of a job; ``kind``/``key`` add its set's times (None, '':
     a job in a queue or in progress)."""
+    _ = ctx._
     score = float(key.partition("|")[0]) if key else 0.0
-    t = lambda v: when(display.timestamp(v), ctx.now)  # noqa: E731
+    t = lambda v: when(ctx, display.timestamp(v))  # noqa: E731
     args = job.get("args") if isinstance(job.get("args"), list) else [job.get("args")]
     rows = [
-        _row("JID", tags.code(str(job.get("jid", "")))),
-        _row("Job", display.job_type(job)),
+        _row(_("JID"), tags.code(str(job.get("jid", "")))),
+        _row(_("Job"), display.job_type(job)),
     ]
     if display.job_type(job) != str(job.get("jobtype", "")):
-        rows.append(_row("Job type", str(job.get("jobtype", ""))))
+        rows.append(_row(_("Job type"), str(job.get("jobtype", ""))))
     rows.append(
         _row(
-            "Arguments",
+            _("Arguments"),
             tags.ol(
                 *[tags.li(tags.pre(display.pretty(a), class_="json")) for a in args],
                 class_="args-list",
             )
             if args
-            else tags.span("none", class_="muted"),
+            else tags.span(_("none"), class_="muted"),
         )
     )
     queue_name = str(job.get("queue", ""))
     rows += [
-        _row("Queue", tags.a(queue_name, href=ctx.url(f"/queues/{queue_name}"))),
-        _row("Priority", str(job.get("priority", 5))),
-        _row("Created", t(job.get("created_at"))),
+        _row(_("Queue"), tags.a(queue_name, href=ctx.url(f"/queues/{queue_name}"))),
+        _row(_("Priority"), ctx.number(job.get("priority", 5))),
+        _row(_("Created"), t(job.get("created_at"))),
     ]
     if job.get("at"):
-        rows.append(_row("Scheduled for", t(job.get("at"))))
+        rows.append(_row(_("Scheduled for"), t(job.get("at"))))
     rows.append(
-        _row("Enqueued", t(job.get("enqueued_at")))
+        _row(_("Enqueued"), t(job.get("enqueued_at")))
         if job.get("enqueued_at")
-        else _row("Enqueued", tags.span("Not yet enqueued", class_="muted"))
+        else _row(_("Enqueued"), tags.span(_("Not yet enqueued"), class_="muted"))
     )
-    rows.append(_row("Retry policy", display.number(job.get("retry", 25))))
+    rows.append(_row(_("Retry policy"), ctx.number(job.get("retry", 25))))
     if job.get("reserve_for"):
-        rows.append(_row("Reserve for", f"{display.number(job['reserve_for'])} s"))
+        rows.append(_row(_("Reserve for"), _("{n} s", n=ctx.number(job["reserve_for"]))))
     if job.get("backtrace"):
-        rows.append(_row("Backtrace lines", display.number(job["backtrace"])))
+        rows.append(_row(_("Backtrace lines"), ctx.number(job["backtrace"])))
     custom = job.get("custom")
     if isinstance(custom, dict) and custom:
         rows.append(
             _row(
-                "Custom",
+                _("Custom"),
                 tags.dl(
                     *[
                         part
@@ -631,40 +716,41 @@ def job_page(ctx: Ctx, kind: SetKind | None, key: str, job: dict) -> Tag:
         )
     set_name = kind.name if kind is not None else ""
     if set_name == "dead":
-        rows.append(_row("Died", when(entry_time(kind, score), ctx.now)))
-        rows.append(_row("Expires", when(score, ctx.now)))
+        rows.append(_row(_("Died"), when(ctx, entry_time(kind, score))))
+        rows.append(_row(_("Expires"), when(ctx, score)))
     elif set_name == "scheduled":
-        rows.append(_row("Runs", when(score, ctx.now)))
+        rows.append(_row(_("Runs"), when(ctx, score)))
     info = tags.section(tags.table(tags.tbody(*rows), class_="table fields"), class_="card")
     sections = [info]
     failure = job.get("failure")
     if isinstance(failure, dict) and failure:
         frows = [
-            _row("Error class", tags.code(str(failure.get("errtype", "")))),
-            _row("Message", tags.pre(str(failure.get("message", "")), class_="message")),
-            _row("Retry count", display.number(failure.get("retry_count", 0))),
-            _row("Retries remaining", display.number(failure.get("remaining", 0))),
-            _row("Originally failed", t(failure.get("failed_at"))),
+            _row(_("Error class"), tags.code(str(failure.get("errtype", "")))),
+            _row(_("Message"), tags.pre(str(failure.get("message", "")), class_="message")),
+            _row(_("Retry count"), ctx.number(failure.get("retry_count", 0))),
+            _row(_("Retries remaining"), ctx.number(failure.get("remaining", 0))),
+            _row(_("Originally failed"), t(failure.get("failed_at"))),
         ]
         if failure.get("next_at"):
-            frows.append(_row("Next retry", t(failure.get("next_at"))))
+            frows.append(_row(_("Next retry"), t(failure.get("next_at"))))
         backtrace = failure.get("backtrace") or []
         if backtrace:
             frows.append(
                 _row(
-                    "Backtrace", tags.pre("\n".join(str(x) for x in backtrace), class_="backtrace")
+                    _("Backtrace"),
+                    tags.pre("\n".join(str(x) for x in backtrace), class_="backtrace"),
                 )
             )
         sections.append(
             tags.section(
-                tags.h2("Error"),
+                tags.h2(_("Error")),
                 tags.table(tags.tbody(*frows), class_="table fields"),
                 class_="card error-card",
             )
         )
     sections.append(
         tags.section(
-            tags.details(tags.summary("Raw JSON"), tags.pre(display.pretty(job), class_="json")),
+            tags.details(tags.summary(_("Raw JSON")), tags.pre(display.pretty(job), class_="json")),
             class_="card",
         )
     )
@@ -672,9 +758,9 @@ def job_page(ctx: Ctx, kind: SetKind | None, key: str, job: dict) -> Tag:
 
 
 def job_actions(ctx: Ctx, kind: SetKind, key: str) -> Tag:
-    buttons = [tags.a("Back", href=ctx.url(kind.path), class_="btn link")]
-    for label, action, k in kind.bulk:
-        buttons.append(button(label, action, kind=k, confirm=_confirm(action, "this job")))
+    buttons = [tags.a(ctx._("Back"), href=ctx.url(kind.path), class_="btn link")]
+    for label, _short, action, k in kind.bulk:
+        buttons.append(button(ctx._(label), action, kind=k, confirm=_confirm(ctx, action, True)))
     return post_form(
         ctx,
         kind.path,
@@ -686,14 +772,15 @@ def job_actions(ctx: Ctx, kind: SetKind, key: str) -> Tag:
 
 # -- debug --------------------------------------------------------------------------
 def debug(ctx: Ctx, redis_info: str, rtt: float, facts: list[tuple[str, str]]) -> Tag:
+    _ = ctx._
     micro = int(rtt * 1_000_000)
     level = "ok" if micro < 1000 else "info" if micro < 10000 else "danger"
-    rows = [_row("Redis round trip", badge(f"{micro:,} µs", level))]
+    rows = [_row(_("Redis round trip"), badge(_("{n} µs", n=ctx.number(micro)), level))]
     rows += [_row(label, value) for label, value in facts]
     return tags.div(
         tags.section(tags.table(tags.tbody(*rows), class_="table fields"), class_="card"),
         tags.section(
-            tags.h2("Redis INFO"),
+            tags.h2(_("Redis INFO")),
             tags.pre(redis_info.replace("\r\n", "\n"), class_="info"),
             class_="card",
         ),
@@ -715,31 +802,33 @@ def debug_facts(ctx: Ctx, redis_info: str) -> list[tuple[str, str]]:
     )
     proc = server.redis_process
     location = proc.socket if proc is not None else _hide_password(server.settings.redis_url)
+    _, n = ctx._, ctx.number
+    uptime = ctx.t.duration(ctx.now - server.started_at)
+    runs = [_("gen{i}: {n} runs", i=i, n=n(s["collections"])) for i, s in enumerate(gc.get_stats())]
     facts = [
-        ("Version", f"Faktory {FAKTORY_COMPAT_VERSION} (faktory-server {__version__})"),
-        ("Redis", f"{fields.get('redis_version', '?')} on {location}"),
-        ("Data directory", server.settings.data_dir),
+        (_("Version"), f"Faktory {FAKTORY_COMPAT_VERSION} (faktory-server {__version__})"),
+        (
+            "Redis",
+            _("{version} on {where}", version=fields.get("redis_version", "?"), where=location),
+        ),
+        (_("Data directory"), server.settings.data_dir),
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("Twisted", twisted.__version__),
-        ("Process", f"pid {os.getpid()}, up {display.duration(ctx.now - server.started_at)}"),
-        ("Memory", f"{display.number(ctx.info['server']['used_memory_mb'])} MB resident"),
+        (_("Process"), _("pid {pid}, up {uptime}", pid=os.getpid(), uptime=uptime)),
         (
-            "Garbage collector",
-            ", ".join(f"gen{i}: {s['collections']:,} runs" for i, s in enumerate(gc.get_stats())),
+            _("Memory"),
+            _("{n} MB resident", n=n(ctx.info["server"]["used_memory_mb"])),
         ),
-        ("Redis memory", fields.get("used_memory_human", "?").strip()),
+        (_("Garbage collector"), ", ".join(runs)),
+        (_("Redis memory"), fields.get("used_memory_human", "?").strip()),
     ]
     try:
         usage = shutil.disk_usage(server.settings.data_dir)
-        facts.append(
-            (
-                "Disk",
-                f"{usage.free / 2**30:,.1f} GB free of {usage.total / 2**30:,.1f} GB",
-            )
-        )
+        free, total = round(usage.free / 2**30, 1), round(usage.total / 2**30, 1)
+        facts.append((_("Disk"), _("{free} GB free of {total} GB", free=n(free), total=n(total))))
     except OSError:
         pass
-    facts.append(("Server time", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ctx.now))))
+    facts.append((_("Server time"), ctx.t.datetime(ctx.now)))
     return facts
 
 

@@ -1,10 +1,65 @@
-/* Faktory web UI behaviour: confirmations, select-all, and the dashboard's
-   live and history charts (plain SVG, no libraries). */
+/* Faktory web UI behaviour: confirmations, select-all, the language
+   selector, and the dashboard's live and history charts (plain SVG, no
+   libraries).
+
+   Words come from the server: <html data-i18n> holds the served locale, its
+   direction and the translations of every _("...") below (the server
+   extracts them from this file).  Numbers, times and durations use Intl with
+   that locale, so they read as the server's do. */
 (function () {
   "use strict";
 
   var SVG = "http://www.w3.org/2000/svg";
-  var fmt = new Intl.NumberFormat("en-US");
+  var I18N = { locale: "en", dir: "ltr", messages: {} };
+  try {
+    I18N = JSON.parse(document.documentElement.getAttribute("data-i18n") || "{}");
+  } catch (e) { /* keep English */ }
+  var LOCALE = I18N.locale || "en";
+  var RTL = I18N.dir === "rtl";
+  var fmt = new Intl.NumberFormat(LOCALE);
+  var compactFmt = new Intl.NumberFormat(LOCALE, { notation: "compact", maximumFractionDigits: 1 });
+
+  /* The served translation of an English message; {name} from values. */
+  function _(message, values) {
+    var text = (I18N.messages && I18N.messages[message]) || message;
+    return text.replace(/\{(\w+)\}/g, function (all, name) {
+      return values && name in values ? String(values[name]) : all;
+    });
+  }
+
+  function unit(value, name) {
+    return new Intl.NumberFormat(LOCALE, { style: "unit", unit: name, unitDisplay: "short", maximumFractionDigits: 1 }).format(value);
+  }
+
+  /* As the server writes durations: '3 days 4 hr', '12 min', '1.5 sec'. */
+  function duration(seconds) {
+    if (seconds < 1) return unit(Math.round(seconds * 1000), "millisecond");
+    if (seconds < 60) return unit(Math.round(seconds * 10) / 10, "second");
+    if (seconds < 3600) return unit(Math.round(seconds / 60), "minute");
+    if (seconds < 86400) return unit(Math.floor(seconds / 3600), "hour") + " " + unit(Math.floor((seconds % 3600) / 60), "minute");
+    return unit(Math.floor(seconds / 86400), "day") + " " + unit(Math.floor((seconds % 86400) / 3600), "hour");
+  }
+
+  /* '3 minutes ago' / 'in 5 minutes' in the served locale. */
+  var relFmt = new Intl.RelativeTimeFormat(LOCALE, { numeric: "auto" });
+  function relativeTime(date, now) {
+    var delta = (date.getTime() - (now || new Date()).getTime()) / 1000;
+    if (delta > -5 && delta <= 0) return _("just now");
+    var abs = Math.abs(delta), steps = [[60, "second", 1], [3600, "minute", 60], [86400, "hour", 3600],
+      [86400 * 30, "day", 86400], [86400 * 365, "month", 86400 * 30], [Infinity, "year", 86400 * 365]];
+    for (var i = 0; i < steps.length; i++) {
+      if (abs < steps[i][0]) return relFmt.format(Math.round(delta / steps[i][2]), steps[i][1]);
+    }
+  }
+
+  var clockFmt = new Intl.DateTimeFormat(LOCALE, { timeStyle: "medium", timeZone: "UTC" });
+  var dayFmt = new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric", timeZone: "UTC" });
+  var dateFmt = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeZone: "UTC" });
+  var timeFmt = new Intl.DateTimeFormat(LOCALE, { timeStyle: "medium" });
+
+  /* Shared with other scripts of the UI. */
+  window.Faktory = { _: _, locale: LOCALE, rtl: RTL, number: function (n) { return fmt.format(n); },
+    duration: duration, relativeTime: relativeTime };
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(SVG, name);
@@ -31,6 +86,13 @@
     });
   });
 
+  /* -- language selector: submit on change (the button is for no script) -- */
+  document.documentElement.classList.add("js");
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select.matches && select.matches(".language select")) select.form.submit();
+  });
+
   /* -- charts ---------------------------------------------------------------------- */
   /* The axis top: four equal steps of 1, 2 or 5 times a power of ten. */
   function niceMax(value) {
@@ -45,10 +107,7 @@
   }
 
   function compact(n) {
-    if (n >= 1e9) return (n / 1e9).toFixed(n % 1e9 ? 1 : 0) + "B";
-    if (n >= 1e6) return (n / 1e6).toFixed(n % 1e6 ? 1 : 0) + "M";
-    if (n >= 1e4) return (n / 1e3).toFixed(n % 1e3 ? 1 : 0) + "k";
-    return fmt.format(n);
+    return n >= 1e4 ? compactFmt.format(n) : fmt.format(n);
   }
 
   /* A two-series line chart (processed, failed) drawn into ``box``.
@@ -60,14 +119,20 @@
     box.innerHTML = "";
     var legend = document.createElement("div");
     legend.className = "legend";
-    legend.innerHTML = '<span class="processed"><i></i>Processed</span><span class="failed"><i></i>Failed</span>';
+    [["processed", _("Processed")], ["failed", _("Failed")]].forEach(function (item) {
+      var span = document.createElement("span");
+      span.className = item[0];
+      span.appendChild(document.createElement("i"));
+      span.appendChild(document.createTextNode(item[1]));
+      legend.appendChild(span);
+    });
     box.appendChild(legend);
     this.tip = document.createElement("div");
     this.tip.className = "tip";
     box.appendChild(this.tip);
     this.placeholder = document.createElement("div");
     this.placeholder.className = "placeholder";
-    this.placeholder.textContent = this.options.waiting || "Waiting for data…";
+    this.placeholder.textContent = this.options.waiting || _("Waiting for data…");
     box.appendChild(this.placeholder);
     this.svg = el("svg", { "aria-hidden": "true" }, box);
     var self = this;
@@ -84,7 +149,9 @@
   Chart.prototype.geometry = function () {
     var w = this.box.clientWidth || 600;
     var h = this.box.clientHeight || 240;
-    return { w: w, h: h, left: 52, right: 12, top: 22, bottom: 26 };
+    /* Right to left, time runs leftwards and the axis stands on the right. */
+    return RTL ? { w: w, h: h, left: 12, right: 52, top: 22, bottom: 26 }
+      : { w: w, h: h, left: 52, right: 12, top: 22, bottom: 26 };
   };
 
   Chart.prototype.draw = function () {
@@ -98,18 +165,23 @@
     max = niceMax(max);
     var plotW = g.w - g.left - g.right, plotH = g.h - g.top - g.bottom;
     var n = pts.length;
-    var x = function (i) { return g.left + (n === 1 ? plotW / 2 : (i * plotW) / (n - 1)); };
+    var x = function (i) {
+      var off = n === 1 ? plotW / 2 : (i * plotW) / (n - 1);
+      return RTL ? g.w - g.right - off : g.left + off;
+    };
     var y = function (v) { return g.top + plotH - (v / max) * plotH; };
     this.x = x;
     var axis = el("g", { "class": "axis" }, svg);
     for (var t = 0; t <= 4; t++) {
       var v = (max * t) / 4, yy = y(v);
       el("line", { "class": "grid", x1: g.left, x2: g.w - g.right, y1: yy, y2: yy }, svg);
-      el("text", { x: g.left - 8, y: yy + 4, "text-anchor": "end" }, axis).textContent = compact(v);
+      var ax = RTL ? { x: g.w - g.right + 8, y: yy + 4, "text-anchor": "start" } : { x: g.left - 8, y: yy + 4, "text-anchor": "end" };
+      el("text", ax, axis).textContent = compact(v);
     }
     var labels = n <= 8 ? pts.map(function (_, i) { return i; }) : [0, Math.floor((n - 1) / 2), n - 1];
     labels.forEach(function (i) {
-      var anchor = n === 1 ? "middle" : i === 0 ? "start" : i === n - 1 ? "end" : "middle";
+      var first = RTL ? "end" : "start", end = RTL ? "start" : "end";
+      var anchor = n === 1 ? "middle" : i === 0 ? first : i === n - 1 ? end : "middle";
       el("text", { x: x(i), y: g.h - 6, "text-anchor": anchor }, axis).textContent = pts[i].label;
     });
     ["processed", "failed"].forEach(function (key) {
@@ -144,7 +216,8 @@
     strong.textContent = p.title || p.label;
     this.tip.appendChild(strong);
     this.tip.appendChild(document.createElement("br"));
-    this.tip.appendChild(document.createTextNode(fmt.format(p.processed) + " processed, " + fmt.format(p.failed) + " failed"));
+    this.tip.appendChild(document.createTextNode(
+      _("{processed} processed, {failed} failed", { processed: fmt.format(p.processed), failed: fmt.format(p.failed) })));
     this.tip.style.left = (cx / this.geometry().w) * rect.width + "px";
     this.tip.style.top = "2rem";
     this.tip.classList.add("show");
@@ -160,19 +233,22 @@
     var box = document.getElementById("history-chart");
     if (!box) return;
     var data = JSON.parse(box.getAttribute("data-history") || "[]");
-    var chart = new Chart(box, { waiting: "No history yet." });
+    var chart = new Chart(box, { waiting: _("No history yet.") });
     chart.set(data.map(function (d) {
-      return { label: d.date.slice(5), title: d.date, processed: d.processed, failed: d.failed };
+      var day = new Date(d.date + "T00:00:00Z");
+      return { label: dayFmt.format(day), title: dateFmt.format(day), processed: d.processed, failed: d.failed };
     }));
     box.chart = chart;
   }
 
   /* -- live chart ------------------------------------------------------------------ */
-  function uptime(seconds) {
-    if (seconds < 60) return seconds.toFixed(1) + " s";
-    if (seconds < 3600) return Math.round(seconds / 60) + " min";
-    if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
-    return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
+  /* The server's UTC time of day ("HH:MM:SS UTC") in the locale's words. */
+  function serverClock(text) {
+    var m = /^(\d\d):(\d\d):(\d\d)/.exec(text || "");
+    if (!m) return text;
+    var now = new Date();
+    var t = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), +m[1], +m[2], +m[3]);
+    return clockFmt.format(new Date(t)) + " UTC";
   }
 
   function setText(selector, text) {
@@ -191,7 +267,7 @@
     var interval = Math.max(2000, isNaN(stored) ? 5000 : stored);
     var last = null, timer = null, points = [];
     slider.value = interval;
-    output.textContent = interval / 1000 + " s";
+    output.textContent = duration(interval / 1000);
 
     function schedule() {
       clearTimeout(timer);
@@ -201,7 +277,7 @@
     function update(stats) {
       var fk = stats.faktory, srv = stats.server;
       var now = new Date();
-      var label = now.toTimeString().slice(0, 8);
+      var label = timeFmt.format(now);
       if (last) {
         points.push({
           label: label,
@@ -219,14 +295,15 @@
       for (var k in stat) setText('[data-stat="' + k + '"]', fmt.format(stat[k]));
       setText('[data-server="connections"]', fmt.format(srv.connections));
       setText('[data-server="command_count"]', fmt.format(srv.command_count));
-      setText('[data-server="used_memory_mb"]', fmt.format(srv.used_memory_mb) + " MB");
-      setText('[data-server="uptime"]', uptime(srv.uptime));
-      setText("[data-clock]", stats.server_utc_time);
+      setText('[data-server="used_memory_mb"]', _("{n} MB", { n: fmt.format(srv.used_memory_mb) }));
+      setText('[data-server="uptime"]', duration(srv.uptime));
+      setText("[data-clock]", serverClock(stats.server_utc_time));
       var status = document.querySelector("[data-status]");
       if (status) {
         var active = fk.sets.working > 0;
         status.className = "status " + (active ? "active" : "idle");
-        status.querySelector(".status-text").textContent = active ? "active" : "idle";
+        status.querySelector(".status-text").textContent = active ? _("active") : _("idle");
+        status.title = _("Jobs in progress: {n}", { n: fmt.format(fk.sets.working) });
       }
       var beacon = document.getElementById("beacon");
       if (beacon) {
@@ -245,7 +322,7 @@
 
     slider.addEventListener("input", function () {
       interval = Math.max(2000, parseInt(slider.value, 10) || 5000);
-      output.textContent = interval / 1000 + " s";
+      output.textContent = duration(interval / 1000);
     });
     slider.addEventListener("change", function () {
       window.localStorage.setItem("timeInterval", String(interval));
@@ -314,7 +391,7 @@
     var interval = Math.max(2000, isNaN(stored) ? 5000 : stored);
     var timer = null;
     slider.value = interval;
-    output.textContent = interval / 1000 + " s";
+    output.textContent = duration(interval / 1000);
     var main = root.closest("main") || root;
 
     function schedule() {
@@ -362,7 +439,7 @@
 
     slider.addEventListener("input", function () {
       interval = Math.max(2000, parseInt(slider.value, 10) || 5000);
-      output.textContent = interval / 1000 + " s";
+      output.textContent = duration(interval / 1000);
     });
     slider.addEventListener("change", function () {
       window.localStorage.setItem("timeInterval", String(interval));
