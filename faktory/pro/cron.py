@@ -15,6 +15,7 @@ import html
 import json
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -151,6 +152,8 @@ class CronSchedule:
         # Classic cron: when both day fields are restricted, either may match.
         self._day_star = parts[2].startswith("*")
         self._dow_star = parts[4].startswith("*")
+        # Daylight saving: a fixed-hour entry runs once per local day (see fires).
+        self.fixed_hour = not parts[1].startswith("*")
 
     def _day_matches(self, d: datetime.date) -> bool:
         dom = d.day in self.days
@@ -217,11 +220,18 @@ _JOB_KEYS = {
 }
 
 
-def parse_entries(config: dict[str, Any]) -> list[CronEntry]:
+def parse_entries(
+    config: dict[str, Any], checks: list[Callable[[dict], Any]] | None = None
+) -> list[CronEntry]:
     """``[[cron]]`` tables -> entries; raises CronError naming the bad entry.
 
-    An entry's id is a digest of its schedule and job, so servers sharing a
-    Redis with the same config claim the same slots whatever the file order."""
+    Each template is also put through ``checks`` (the features' ``check_job``:
+    what unique, expiring... would refuse at PUSH), so such an entry is refused
+    at startup and on SIGHUP rather than failing every minute.  An entry's id
+    is a digest of its schedule and job, so servers sharing a Redis with the
+    same config claim the same slots whatever the file order."""
+    if checks is None:
+        checks = job_checks(config)
     raw = config.get("cron", [])
     if isinstance(raw, dict):
         raw = [raw]
@@ -255,9 +265,11 @@ def parse_entries(config: dict[str, Any]) -> list[CronEntry]:
                 job[key] = spec[key]
         # Validate the template once now, so a bad entry fails at startup.
         try:
-            jobs.validate(dict(job, jid="cron-validate"))
-        except JobError as e:
-            raise CronError(f"{where}: {e}") from None
+            template = jobs.validate(json.loads(json.dumps(dict(job, jid="cron-validate"))))
+            for check in checks:
+                check(template)
+        except (JobError, CommandError, ValueError, TypeError) as e:
+            raise CronError(f"{where} ({jobtype}): {e}") from None
         digest = hashlib.sha1(
             json.dumps([schedule, job], sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
@@ -265,6 +277,13 @@ def parse_entries(config: dict[str, Any]) -> list[CronEntry]:
         entry_id = digest if seen[digest] == 1 else f"{digest}.{seen[digest]}"
         entries.append(CronEntry(entry_id, sched, job))
     return entries
+
+
+def job_checks(config: dict[str, Any]) -> list[Callable[[dict], Any]]:
+    """``check_job(job)`` of every plugin this config enables."""
+    from .. import plugins
+
+    return [p.check_job for p in plugins.enabled(config) if hasattr(p, "check_job")]
 
 
 def minute_slot(ts: float) -> int:
@@ -287,6 +306,30 @@ def due_slots(last: int | None, now: float) -> list[int]:
 
 def local_minute(slot: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(slot).replace(second=0, microsecond=0)
+
+
+def fires(schedule: CronSchedule, slot: int) -> bool:
+    """Whether ``schedule`` runs in the minute ``slot`` (server local time).
+
+    Daylight saving: an entry with a fixed hour (``30 1 * * *``) runs once per
+    local day.  When the clock goes back and repeats an hour it runs in the
+    first pass only; when the clock jumps forward over its time it runs in the
+    first minute after the jump.  An entry whose hour is ``*`` (or ``*/n``)
+    follows real minutes: it runs in both passes of a repeated hour, and has
+    nothing to catch up after a jump."""
+    t = local_minute(slot)
+    if schedule.fixed_hour and t.fold:
+        return False  # the repeated hour: ran in the first pass
+    if schedule.matches(t):
+        return True
+    if not schedule.fixed_hour:
+        return False
+    before = local_minute(slot - 60).replace(fold=0)
+    skipped = (t.replace(fold=0) - before) // datetime.timedelta(minutes=1) - 1
+    for n in range(1, min(skipped, 24 * 60) + 1):
+        if schedule.matches(before + datetime.timedelta(minutes=n)):
+            return True  # its time did not exist today: run now
+    return False
 
 
 class CronStore:
@@ -326,10 +369,16 @@ class CronPlugin:
         self.entries: list[CronEntry] = []
         self.last_slot: int | None = None
         self.server = None
+        self.clock = None
         self.store: CronStore | None = None
+        # (entry id, slot) -> entry: runs that failed for a passing reason
+        # (Redis, a middleware's bug), tried again each tick for CATCH_UP minutes.
+        self.pending: dict[tuple[str, int], CronEntry] = {}
+        self.failing: dict[str, str] = {}  # entry id -> error last logged
 
     def setup(self, server) -> None:
         self.server = server
+        self.clock = server.clock
         self.store = CronStore(server.store)
         self.configure(server.settings.config)
         server.add_task("cron", 1, self.tick)
@@ -344,7 +393,8 @@ class CronPlugin:
 
     def configure(self, config: dict[str, Any]) -> None:
         """(Re)load ``[[cron]]`` entries; a bad config raises, keeping the old ones."""
-        entries = parse_entries(config)
+        checks = [p.check_job for p in self.server.plugins if hasattr(p, "check_job")]
+        entries = parse_entries(config, checks)
         self.entries = entries
         if entries:
             log.info("Cron: {n} periodic job(s) configured", n=len(entries))
@@ -360,36 +410,70 @@ class CronPlugin:
         self.last_slot = None
 
     async def tick(self) -> int:
-        """Enqueue every entry due in the minutes not yet evaluated."""
+        """Enqueue every entry due in the minutes not yet evaluated, and retry
+        the runs that failed for a passing reason.  One entry's failure never
+        keeps the others from firing."""
         if not self.entries:
             return 0
-        now = self.server.clock.seconds()
+        now = self.clock.seconds()
         pushed = 0
+        oldest = minute_slot(now) - (CATCH_UP - 1) * 60
+        for (entry_id, slot), entry in list(self.pending.items()):
+            del self.pending[(entry_id, slot)]
+            if slot >= oldest and entry in self.entries and await self.fire(entry, slot):
+                pushed += 1
         for slot in due_slots(self.last_slot, now):
-            t = local_minute(slot)
             for entry in self.entries:
-                if entry.schedule.matches(t) and await self.fire(entry, slot):
+                if fires(entry.schedule, slot) and await self.fire(entry, slot):
                     pushed += 1
             self.last_slot = slot
         return pushed
 
     async def fire(self, entry: CronEntry, slot: int) -> bool:
-        if not await self.store.claim(entry.id, slot):
-            return False
-        job = entry.make_job(self.server.clock.seconds())
+        """Enqueue one run; False if it was someone else's, or failed (logged
+        once per entry while it keeps failing)."""
         try:
-            await self.server.manager.push(job)
-        except CommandError as e:
-            # Refused by a feature (e.g. NOTUNIQUE): the tick happened, no retry.
-            log.info("Cron {jobtype}: {why}", jobtype=job["jobtype"], why=e)
+            if not await self.store.claim(entry.id, slot):
+                return False
+        except Exception as e:  # noqa: BLE001 - Redis trouble: try the slot again
+            self.pending[(entry.id, slot)] = entry
+            self._failed(entry, e)
             return False
-        except Exception:
-            # Redis trouble: free the slot so the next tick (any server) retries it.
-            await self.store.unclaim(entry.id, slot)
-            raise
+        try:
+            job = entry.make_job(self.clock.seconds())
+            await self.server.manager.push(job)
+        except (CommandError, JobError) as e:
+            # Refused (e.g. NOTUNIQUE): this run is over, the next one will try.
+            self._failed(entry, e)
+            return False
+        except Exception as e:  # noqa: BLE001 - logged; must not stop the other entries
+            self.pending[(entry.id, slot)] = entry
+            self._failed(entry, e)
+            try:
+                await self.store.unclaim(entry.id, slot)  # any server may retry it
+            except Exception:  # noqa: BLE001 - the claim expires by itself
+                pass
+            return False
+        if self.failing.pop(entry.id, None) is not None:
+            log.info("Cron {entry}: enqueued again", entry=self.describe(entry))
         await self.store.mark(entry.id, slot)
         log.debug("Cron enqueued {jobtype} {jid}", jobtype=job["jobtype"], jid=job["jid"])
         return True
+
+    def describe(self, entry: CronEntry) -> str:
+        n = next((i for i, e in enumerate(self.entries, 1) if e is entry), "?")
+        return f"entry {n} ({entry.schedule.expression!r} {entry.job['jobtype']})"
+
+    def _failed(self, entry: CronEntry, error: Exception) -> None:
+        text = str(error) or type(error).__name__
+        if entry.id in self.failing:
+            return  # logged once until it succeeds again
+        self.failing[entry.id] = text
+        log.error(
+            "Cron {entry}: run not enqueued: {error} (logged once until it runs again)",
+            entry=self.describe(entry),
+            error=text,
+        )
 
     # -- web UI ---------------------------------------------------------------
     async def render(self, request) -> str:
@@ -400,7 +484,7 @@ class CronPlugin:
             )
             return f"<p>{with_code(text, entries='[[cron]]', file='conf.d/*.toml')}</p>"
         last = await self.store.last_runs([e.id for e in self.entries])
-        now = datetime.datetime.fromtimestamp(self.server.clock.seconds())
+        now = datetime.datetime.fromtimestamp(self.clock.seconds())
         rows = []
         for e in self.entries:
             upcoming, t = [], now

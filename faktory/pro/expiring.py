@@ -55,25 +55,18 @@ class ExpiringPlugin:
     def shutdown(self, server) -> None:
         pass
 
+    @staticmethod
+    def check_job(job: dict) -> None:
+        """What ``on_push`` would refuse, on a copy (cron templates)."""
+        custom = job.get("custom")
+        if isinstance(custom, dict):
+            _expiry(dict(custom), 0.0)
+
     def on_push(self, job: dict) -> None:
         """Turn ``expires_in`` into an absolute ``expires_at`` and check both."""
         custom = job.get("custom")
-        if not custom:
-            return
-        if "expires_in" in custom:
-            seconds = _seconds(custom["expires_in"])
-            if seconds is None:
-                raise JobError(
-                    f"invalid custom.expires_in {custom['expires_in']!r}: must be a number of seconds"
-                )
-            custom["expires_at"] = format_time(self.server.clock.seconds() + seconds)
-            del custom["expires_in"]
-        if "expires_at" in custom:
-            value = custom["expires_at"]
-            try:
-                parse_time(value) if isinstance(value, str) else parse_time("")
-            except ValueError as e:
-                raise JobError(f"invalid custom.expires_at {value!r}: {e}") from None
+        if custom:
+            _expiry(custom, self.server.clock.seconds())
 
     async def on_fetch(self, job: dict) -> None:
         custom = job.get("custom")
@@ -89,3 +82,21 @@ class ExpiringPlugin:
 
     async def add_info(self, info: dict) -> None:
         info["faktory"]["total_expired"] = await self.store.total()
+
+
+def _expiry(custom: dict, now: float) -> None:
+    """Check ``expires_in``/``expires_at``; ``expires_in`` becomes ``expires_at``."""
+    if "expires_in" in custom:
+        seconds = _seconds(custom["expires_in"])
+        if seconds is None:
+            raise JobError(
+                f"invalid custom.expires_in {custom['expires_in']!r}: must be a number of seconds"
+            )
+        custom["expires_at"] = format_time(now + seconds)
+        del custom["expires_in"]
+    if "expires_at" in custom:
+        value = custom["expires_at"]
+        try:
+            parse_time(value) if isinstance(value, str) else parse_time("")
+        except ValueError as e:
+            raise JobError(f"invalid custom.expires_at {value!r}: {e}") from None

@@ -101,6 +101,11 @@ class UniquePlugin:
     def shutdown(self, server) -> None:
         pass
 
+    @staticmethod
+    def check_job(job: dict) -> None:
+        """What ``on_push`` would refuse, without taking a lock (cron templates)."""
+        unique_terms(job)
+
     async def on_push(self, job: dict) -> None:
         terms = unique_terms(job)
         if terms is None:
