@@ -14,8 +14,8 @@ import hashlib
 import html
 import json
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
