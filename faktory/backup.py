@@ -40,6 +40,7 @@ import hiredis
 from twisted.internet import task, threads
 from twisted.logger import Logger
 
+from . import datadir
 from .namespace import NamespaceError, glob_escape, normalise
 from .redisproc import RedisProcess, find_redis_server, socket_path
 
@@ -61,10 +62,15 @@ class BackupError(Exception):
 # -- hourly snapshots of a running server ----------------------------------------
 
 
+def backups_enabled(server) -> bool:
+    """Hourly snapshots run on a production server that runs its own Redis
+    (with ``--redis-url`` the Redis belongs to someone else, who backs it up)."""
+    return server.settings.environment == "production" and server.redis_process is not None
+
+
 def install(server) -> None:
-    """Register the hourly snapshot on a production server that runs its own
-    Redis (with ``--redis-url`` the Redis belongs to someone else, who backs it up)."""
-    if server.settings.environment == "production" and server.redis_process is not None:
+    """Register the hourly snapshot when ``backups_enabled``."""
+    if backups_enabled(server):
         data_dir = server.redis_process.data_dir
         server.add_task(
             "backup", INTERVAL, lambda: snapshot(server.redis, data_dir, server.reactor)
@@ -216,24 +222,37 @@ class TemporaryRedis:
     """redis-server on ``data_dir`` with the server's own configuration, for
     the time of one CLI command; ``SHUTDOWN`` makes it save on the way out."""
 
-    def __init__(self, data_dir: str, fsync: str = "everysec") -> None:
-        if server_running(data_dir):
-            raise BackupError(
-                f"a Faktory server is running on {data_dir} (its redis.sock answers): "
-                "stop it first (e.g. systemctl stop faktory); a running production "
-                f"server writes hourly snapshots to {os.path.join(data_dir, BACKUP_DIR)}"
-            )
+    def __init__(self, data_dir: str, fsync: str = "everysec", redis_server: str = "") -> None:
+        self.lock = _lock(data_dir)  # the server takes it too: never both at once
+        try:
+            if server_running(data_dir):
+                raise BackupError(
+                    f"a Faktory server is running on {data_dir} (its redis.sock answers): "
+                    "stop it first (e.g. systemctl stop faktory); a running production "
+                    f"server writes hourly snapshots to {os.path.join(data_dir, BACKUP_DIR)}"
+                )
+            self.binary = choose_redis(data_dir, redis_server)
+        except BaseException:
+            self.lock.release()
+            raise
         self.process = RedisProcess(data_dir, fsync=fsync)
         self.proc: subprocess.Popen | None = None
         self.client: _Redis | None = None
 
     def __enter__(self) -> _Redis:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> _Redis:
         conf = self.process.write_config()
         if os.path.exists(self.process.socket):
             os.unlink(self.process.socket)  # stale: nothing answered on it
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [find_redis_server(), conf], stdout=self.log, stderr=subprocess.STDOUT
+            [self.binary.path, conf], stdout=self.log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 600
         while True:
@@ -267,7 +286,35 @@ class TemporaryRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+            self.log.close()
+            self.proc = None
+        self.lock.release()
+
+
+def _lock(data_dir: str) -> datadir.DataDirLock:
+    try:
+        return datadir.DataDirLock(datadir.prepare(data_dir)).acquire()
+    except datadir.DataDirError as e:
+        raise BackupError(f"{e}") from None
+
+
+def choose_redis(data_dir: str, redis_server: str = "") -> datadir.RedisBinary:
+    """``redis_server`` if given, else the binary recorded in the data dir
+    (the one that wrote it), else the one a server would find; refused when
+    it cannot read the files (see ``datadir.check_redis``)."""
+    try:
+        before = datadir.recorded(data_dir)
+        if redis_server:
+            path = redis_server
+        elif before is not None and os.access(before.path, os.X_OK):
+            path = before.path
+        else:
+            path = find_redis_server()
+        binary = datadir.probe_binary(path)
+        datadir.check_redis(data_dir, binary, explicit=bool(redis_server))
+    except (datadir.DataDirError, RuntimeError) as e:
+        raise BackupError(str(e)) from None
+    return binary
 
 
 def _keys(r: _Redis, prefix: str | bytes) -> Iterator[bytes]:
@@ -289,6 +336,8 @@ def dump(
     output: str,
     prefix: str = "fk:",
     report: Callable[[str], None] = lambda _: None,
+    redis_server: str = "",
+    allow_empty: bool = False,
 ) -> int:
     """Write every key under ``prefix`` of a stopped server's data dir to
     ``output``; returns the number of keys."""
@@ -299,7 +348,7 @@ def dump(
         raise BackupError(f"cannot write {output}: no directory {folder}")
     tmp = output + ".tmp"
     try:
-        count, size = _dump(data_dir, tmp, prefix, report)
+        count, size = _dump(data_dir, tmp, prefix, report, redis_server, allow_empty)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -309,9 +358,18 @@ def dump(
     return count
 
 
-def _dump(data_dir: str, tmp: str, prefix: str, report: Callable[[str], None]) -> tuple[int, int]:
+def _dump(
+    data_dir: str,
+    tmp: str,
+    prefix: str,
+    report: Callable[[str], None],
+    redis_server: str = "",
+    allow_empty: bool = False,
+) -> tuple[int, int]:
     count = size = 0
-    with TemporaryRedis(data_dir) as r, gzip.open(tmp, "wt", encoding="utf-8") as out:
+    files = datadir.data_files(data_dir)
+    temporary = TemporaryRedis(data_dir, redis_server=redis_server)
+    with temporary as r, gzip.open(tmp, "wt", encoding="utf-8") as out:
         version = _info(r("INFO", "server")).get("redis_version", "")
         header = {
             "faktory_backup": FORMAT,
@@ -345,8 +403,30 @@ def _dump(data_dir: str, tmp: str, prefix: str, report: Callable[[str], None]) -
             if len(batch) >= BATCH:
                 flush()
         flush()
+        if count == 0 and not allow_empty:
+            _refuse_empty(data_dir, prefix, files, int(r("DBSIZE")), temporary.binary)
         out.write(json.dumps({"end": count}) + "\n")
     return count, size
+
+
+EMPTY_RDB = 256  # bytes: an RDB without keys is ~100 (header and aux fields)
+
+
+def _refuse_empty(data_dir: str, prefix: str, files: dict[str, int], dbsize: int, binary) -> None:
+    """A backup of nothing from files that hold something is not a success:
+    the wrong namespace, or files this Redis did not read."""
+    if dbsize:
+        raise BackupError(
+            f"{data_dir} holds {dbsize:,} keys but none under {prefix!r}: is --namespace right?"
+        )
+    held = {n: b for n, b in files.items() if b > (EMPTY_RDB if n.endswith(".rdb") else 0)}
+    if held:
+        listed = ", ".join(f"{n} {b:,} bytes" for n, b in sorted(held.items()))
+        raise BackupError(
+            f"read no keys from {data_dir}, whose data files are not empty ({listed}), "
+            f"with {binary.describe}; refusing to write an empty backup (pass "
+            "--allow-empty if the server really holds nothing)"
+        )
 
 
 STAGE = "~restore:"  # under the namespace: a restore stages its keys here, then swaps
@@ -413,15 +493,18 @@ def _records(path: str, source: str) -> Iterator[tuple[bytes, int, bytes]]:
     raise BackupError(f"{path} is truncated after {n} keys (no trailer)")
 
 
-def _rdb_records(path: str, source: str) -> Iterator[tuple[bytes, int, bytes]]:
+def _rdb_records(
+    path: str, source: str, redis_server: str = ""
+) -> Iterator[tuple[bytes, int, bytes]]:
     """The keys under ``source`` of an RDB snapshot (name after the
-    namespace), read through a throw-away Redis."""
+    namespace), read through a throw-away Redis (``redis_server``, else the
+    one ``choose_redis`` picks)."""
     tmp = tempfile.mkdtemp(prefix="fkrs", dir="/tmp")  # short: a unix socket lives here
     prefix = source.encode("utf-8", "surrogateescape")
     n = 0
     try:
         shutil.copyfile(path, os.path.join(tmp, "faktory.rdb"))
-        with TemporaryRedis(tmp, fsync="no") as r:
+        with TemporaryRedis(tmp, fsync="no", redis_server=redis_server) as r:
             batch: list[bytes] = []
             for key in _keys(r, prefix):
                 batch.append(key)
@@ -478,6 +561,7 @@ def load(
     replace: bool = False,
     report: Callable[[str], None] = lambda _: None,
     from_prefix: str | None = None,
+    redis_server: str = "",
 ) -> int:
     """Restore a ``faktory-cli backup`` file or an hourly ``.rdb`` snapshot
     into a stopped server's data dir; returns the number of keys.
@@ -506,12 +590,15 @@ def load(
         report(f"checked {checked:,} keys of {path}")
         records = _records(path, source)
     else:
-        records = _rdb_records(path, from_prefix or prefix)
+        # The data dir's own Redis wrote the hourly snapshots: read them with it.
+        recorded = datadir.recorded(data_dir) if os.path.isdir(data_dir) else None
+        pinned = recorded.path if recorded and os.access(recorded.path, os.X_OK) else ""
+        records = _rdb_records(path, from_prefix or prefix, redis_server or pinned)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     target = prefix.encode("utf-8", "surrogateescape")
     stage = target + STAGE.encode()
     count = size = 0
-    with TemporaryRedis(data_dir) as r:
+    with TemporaryRedis(data_dir, redis_server=redis_server) as r:
         _unlink_under(r, stage)  # what an interrupted restore left
         existing = sum(1 for k in _keys(r, target) if not k.startswith(stage))
         if existing and not replace:
@@ -574,7 +661,14 @@ def _fail(command: str, e: BaseException) -> int:
 def cmd_backup(args) -> int:
     output = args.output or time.strftime("faktory-backup-%Y%m%dT%H%M%SZ.jsonl.gz", time.gmtime())
     try:
-        n = dump(args.data_dir, output, normalise(args.namespace), _stderr)
+        n = dump(
+            args.data_dir,
+            output,
+            normalise(args.namespace),
+            _stderr,
+            args.redis_server,
+            args.allow_empty,
+        )
     except (BackupError, NamespaceError, OSError) as e:
         return _fail("backup", e)
     print(json.dumps({"file": output, "keys": n}) if args.json else f"{output}: {n} keys")
@@ -584,7 +678,15 @@ def cmd_backup(args) -> int:
 def cmd_restore(args) -> int:
     try:
         source = normalise(args.from_namespace) if args.from_namespace else None
-        n = load(args.data_dir, args.file, normalise(args.namespace), args.replace, _stderr, source)
+        n = load(
+            args.data_dir,
+            args.file,
+            normalise(args.namespace),
+            args.replace,
+            _stderr,
+            source,
+            args.redis_server,
+        )
     except (BackupError, NamespaceError, OSError) as e:
         return _fail("restore", e)
     print(json.dumps({"keys": n}) if args.json else f"restored {n} keys into {args.data_dir}")
@@ -599,11 +701,22 @@ def _common(p) -> None:
         "when $FAKTORY_ENV is not development)",
     )
     p.add_argument("--namespace", default="fk:", help="key prefix of the server (default fk:)")
+    p.add_argument(
+        "--redis-server",
+        default="",
+        help="redis-server binary to read the data dir with (default: the one recorded "
+        "in the data dir, else redis-server on PATH)",
+    )
 
 
 def _backup_args(p) -> None:
     _common(p)
     p.add_argument("--output", "-o", help="file to write (default faktory-backup-<time>.jsonl.gz)")
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="succeed even when no key is found although the data files are not empty",
+    )
 
 
 def _restore_args(p) -> None:

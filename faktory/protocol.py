@@ -447,6 +447,7 @@ class FaktoryFactory(protocol.Factory):
     dispatch table, open to plugins (``add_command``)."""
 
     protocol = FaktoryProtocol
+    noisy = False  # the start-up summary says where it listens
 
     BUILTIN = {
         "END": FaktoryProtocol.cmd_end,

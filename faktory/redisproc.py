@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 
 import txredisapi
@@ -92,10 +93,12 @@ class _RedisOutput(protocol.ProcessProtocol):
     def __init__(self, owner: RedisProcess) -> None:
         self.owner = owner
         self.ended = defer.Deferred()
+        self.last_lines: deque[str] = deque(maxlen=3)  # why it exited, if it does
 
     def outReceived(self, data: bytes) -> None:
         for line in data.decode("utf-8", "replace").splitlines():
             if line.strip():
+                self.last_lines.append(line.strip())
                 log.info("redis: {line}", line=line.strip())
 
     errReceived = outReceived
@@ -119,6 +122,7 @@ class RedisProcess(service.Service):
         loglevel: str = "warning",
         fsync: str = "everysec",
         on_fatal: Callable[[], None] | None = None,
+        identity=None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -129,6 +133,9 @@ class RedisProcess(service.Service):
         self.loglevel = loglevel
         self.fsync = fsync
         self.on_fatal = on_fatal
+        # The probed binary (datadir.RedisBinary), recorded in the data dir
+        # once it runs, so a later start can tell which Redis wrote the files.
+        self.identity = identity
         self.proto: _RedisOutput | None = None
         self.stopping = False
         self._exits: list[float] = []
@@ -161,7 +168,6 @@ class RedisProcess(service.Service):
             self.binary = self.binary or find_redis_server()
             conf = self.write_config()
         except Exception as e:
-            log.critical("Cannot start Redis: {e}", e=e)
             self.ready.errback(e)
             return
         if os.path.exists(self.socket):
@@ -190,6 +196,13 @@ class RedisProcess(service.Service):
             log.warn("Redis is back on {sock} (pid {pid}); serving again", sock=sock, pid=pid)
         else:
             log.info("Redis is ready on {sock} (pid {pid})", sock=sock, pid=pid)
+        if self.identity is not None:
+            from .datadir import record
+
+            try:
+                record(self.data_dir, self.identity)
+            except OSError as e:
+                log.warn("Cannot record the Redis binary in the data dir: {e}", e=e)
         return sock
 
     def _restart_failed(self, failure, proto: _RedisOutput) -> None:
@@ -204,6 +217,14 @@ class RedisProcess(service.Service):
             return
         self.proto = None
         if self.stopping:
+            return
+        if not self._exits and not self.ready.called:
+            # Never came up: a bad binary, config or data.  Respawning would
+            # only repeat it; the server exits with the reason.
+            said = "; ".join(proto.last_lines) or "no output"
+            self.ready.errback(
+                RuntimeError(f"{self.binary} exited at start ({reason.value}): {said}")
+            )
             return
         log.critical(
             "Redis exited unexpectedly: {reason}. Commands get -ERR until it is back; "

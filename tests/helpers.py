@@ -102,12 +102,30 @@ class ServerProcess:
         ]
         # ``twist`` runs in the foreground and logs to stdout.
         self.logfile = open(self.log_path, "ab")
+        self.log_start = self.logfile.tell()  # a restart appends to the same log
         self.proc = subprocess.Popen(
             cmd, stdout=self.logfile, stderr=subprocess.STDOUT, env=self.env, cwd=self.data_dir
         )
         if wait:
             wait_for_port(self.port, proc=self.proc)
+            self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """The port is bound before Redis starts (connections wait in the
+        backlog): the server is ready once it logs its start-up summary."""
+        deadline = time.monotonic() + timeout
+        while b"Faktory server ready" not in self._log_since_start():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready after {timeout} s")
+            time.sleep(0.05)
+
+    def _log_since_start(self) -> bytes:
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_start)
+            return f.read()
 
     def log(self) -> str:
         with open(self.log_path, errors="replace") as f:

@@ -101,7 +101,7 @@ def test_cli_backup_wipe_restore_brings_every_job_back(filled, tmp_path):
     srv, jids, before = filled
     out = str(tmp_path / "b.jsonl.gz")
     refused = cli("backup", "--data-dir", srv.data_dir, "--output", out)
-    assert refused.returncode == 1 and "server is running" in refused.stderr
+    assert refused.returncode == 1 and f"in use by pid {srv.proc.pid}" in refused.stderr
     assert not os.path.exists(out)
 
     srv.stop()

@@ -1,0 +1,73 @@
+"""Start-up: which failures are the operator's to fix (one log line, no
+traceback, non-zero exit) and the one summary line a started server logs."""
+
+from __future__ import annotations
+
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+
+from . import FAKTORY_COMPAT_VERSION, __version__
+from .datadir import DataDirError
+from .namespace import NamespaceError
+
+log = Logger()
+
+# Failures of a start-up that say what to fix in their message.
+EXPECTED = (DataDirError, NamespaceError, CannotListenError, RuntimeError, OSError)
+
+
+def reason(failure) -> str:
+    e = failure.value
+    if isinstance(e, CannotListenError):
+        what = e.socketError
+        why = getattr(what, "strerror", None) or str(what)
+        return f"cannot listen on {e.interface or '*'}:{e.port}: {why}"
+    return str(e) or type(e).__name__
+
+
+def summary(server) -> dict[str, str]:
+    """What an operator wants to see once at start: never the password."""
+    s = server.settings
+    binary = server.redis_binary
+    if server.redis_process is None:
+        redis = f"external {_redact(s.redis_url)}"
+        data = "(not used: external Redis)"
+    else:
+        redis = binary.describe if binary else "?"
+        data = server.redis_process.data_dir
+    from .backup import backups_enabled
+
+    return {
+        "version": f"faktory-server {__version__} (Faktory protocol {FAKTORY_COMPAT_VERSION})",
+        "environment": s.environment,
+        "config": ", ".join(s.config_files) or f"none ({s.config_dir or '-'}/conf.d/*.toml)",
+        "password": s.password_source or ("set" if s.password else "none"),
+        "redis": redis,
+        "data dir": data,
+        "work": s.bind.split(":privateKey=")[0],
+        "web": (s.web or "disabled").split(":privateKey=")[0],
+        "tls": "on" if s.bind.startswith("ssl:") or (s.web or "").startswith("ssl:") else "off",
+        "backups": "hourly" if backups_enabled(server) else "off",
+        "processes": str(s.workers),
+    }
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(":" + parsed.password + "@", ":***@", 1)
+    return url
+
+
+def log_summary(server) -> None:
+    facts = summary(server)
+    log.info(
+        "Faktory server ready: " + "; ".join(f"{k} {{{_field(k)}}}" for k in facts),
+        **{_field(k): v for k, v in facts.items()},
+    )
+
+
+def _field(key: str) -> str:
+    return key.replace(" ", "_")
