@@ -41,7 +41,7 @@ from twisted.internet import task, threads
 from twisted.logger import Logger
 
 from . import datadir
-from .namespace import NamespaceError, glob_escape, normalise
+from .namespace import REGISTRY, NamespaceError, glob_escape, normalise
 from .redisproc import RedisProcess, find_redis_server, socket_path
 
 log = Logger()
@@ -404,7 +404,9 @@ def _dump(
                 flush()
         flush()
         if count == 0 and not allow_empty:
-            _refuse_empty(data_dir, prefix, files, int(r("DBSIZE")), temporary.binary)
+            known = sorted(n.decode(errors="replace") for n in r("SMEMBERS", REGISTRY))
+            others = int(r("DBSIZE")) - int(r("EXISTS", REGISTRY))
+            _refuse_empty(data_dir, prefix, files, others, known, temporary.binary)
         out.write(json.dumps({"end": count}) + "\n")
     return count, size
 
@@ -412,12 +414,16 @@ def _dump(
 EMPTY_RDB = 256  # bytes: an RDB without keys is ~100 (header and aux fields)
 
 
-def _refuse_empty(data_dir: str, prefix: str, files: dict[str, int], dbsize: int, binary) -> None:
+def _refuse_empty(
+    data_dir: str, prefix: str, files: dict[str, int], others: int, known: list[str], binary
+) -> None:
     """A backup of nothing from files that hold something is not a success:
     the wrong namespace, or files this Redis did not read."""
-    if dbsize:
+    if others:
+        seen = f" (namespaces recorded: {', '.join(known)})" if known else ""
         raise BackupError(
-            f"{data_dir} holds {dbsize:,} keys but none under {prefix!r}: is --namespace right?"
+            f"{data_dir} holds {others:,} keys but none under {prefix!r}{seen}: "
+            "is --namespace right?"
         )
     held = {n: b for n, b in files.items() if b > (EMPTY_RDB if n.endswith(".rdb") else 0)}
     if held:

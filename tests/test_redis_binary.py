@@ -139,7 +139,9 @@ def test_backup_that_reads_no_keys_from_non_empty_files_is_not_a_success(tmp_pat
         # The wrong namespace: keys are there, none under it.
         p = cli("backup", "--data-dir", d, "-o", str(out), "--namespace", "other:")
         assert p.returncode == 1 and not out.exists()
-        assert "none under 'other:': is --namespace right?" in p.stderr, p.stderr
+        assert "none under 'other:' (namespaces recorded: fk:): is --namespace right?" in (
+            p.stderr
+        ), p.stderr
         # Everything deleted, but the AOF still holds the history: an empty
         # read of non-empty files needs --allow-empty to count as a backup.
         srv = ServerProcess(data_dir=d, web=False).start()
