@@ -77,8 +77,9 @@ class DataDirLock:
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 who = f"pid {owner}" if owner else "another process"
                 raise DataDirError(
-                    f"data dir {self.data_dir} in use by {who} "
-                    f"(lock {self.path}); stop it first or choose another --data-dir"
+                    f"data dir {self.data_dir} in use by {who} (a running Faktory server "
+                    f"or faktory-cli holds {self.path}); stop it first or choose another "
+                    "--data-dir"
                 ) from None
             raise DataDirError(f"cannot lock {self.path}: {e.strerror}") from None
         os.ftruncate(fd, 0)
