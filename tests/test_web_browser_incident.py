@@ -5,6 +5,7 @@ grouped failures.  Outcomes are checked through the work protocol."""
 from __future__ import annotations
 
 import test_web_browser as harness
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -41,7 +42,19 @@ def fast_polling(ui) -> None:
 
 
 def wait(ui, condition, timeout: float = 12):
-    return WebDriverWait(ui.d, timeout, poll_frequency=0.2).until(lambda d: condition())
+    return WebDriverWait(
+        ui.d, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda d: condition())
+
+
+def click_fresh(ui, selector: str, confirm: bool = False) -> None:
+    """Click an element of a live part, which a refresh may swap at any time."""
+    for _ in range(5):
+        try:
+            return ui.click(ui.one(selector), confirm)
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept changing")
 
 
 def test_lists_refresh_in_place_and_wait_for_the_operator(ui, client, server):
@@ -53,14 +66,14 @@ def test_lists_refresh_in_place_and_wait_for_the_operator(ui, client, server):
     ui.d.execute_script("window.__same_page = 1; window.scrollTo(0, 300)")
     assert ui.one("#poll-interval").get_attribute("value") == "2000"
     # A ticked row holds the refresh: the new job does not appear, the tick stays.
-    first = ui.css('tbody input[name="bkey"]')[0]
-    first.click()
+    first = 'tbody input[name="bkey"]'
+    ui.d.execute_script(f"document.querySelector('{first}').click()")  # one step: never stale
     client.push(queue="live", args=["new"])
     wait(ui, lambda: "Paused" in ui.one("#live-control").text)
     assert ui.one('[data-live="summary"]').text.startswith("25 jobs")
-    assert first.is_selected()
+    assert ui.one(first).is_selected()
     # Untick: the list catches up without a reload and keeps the scroll position.
-    first.click()
+    ui.one(first).click()
     wait(ui, lambda: ui.one('[data-live="summary"]').text.startswith("26 jobs"))
     assert ui.d.execute_script("return [window.__same_page, window.scrollY]") == [1, 300]
     assert ui.one('[data-stat="enqueued"]').text == "26"
@@ -120,9 +133,7 @@ def test_release_the_job_of_a_crashed_worker(ui, client, server):
     wait(ui, lambda: "worker gone" in ui.row("data-jid", lost).text)
     assert "worker gone" not in ui.row("data-jid", kept).text
     assert not ui.row("data-jid", kept).find_elements(By.CSS_SELECTOR, "button")
-    ui.click(
-        ui.row("data-jid", lost).find_element(By.CSS_SELECTOR, 'button[value="release"]'), True
-    )
+    click_fresh(ui, f'tr[data-jid="{lost}"] button[value="release"]', confirm=True)
     assert ui.flash() == f"Released {lost} back to queue orphans."
     assert not ui.css(f'tr[data-jid="{lost}"]')
     assert client.fetch("orphans")["jid"] == lost

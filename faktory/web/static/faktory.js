@@ -371,7 +371,10 @@
     });
     var mine = liveParts(root), theirs = liveParts(fresh);
     if (mine.length === theirs.length && shape(root) === shape(fresh)) {
-      mine.forEach(function (node, i) { node.replaceWith(document.importNode(theirs[i], true)); });
+      mine.forEach(function (node, i) {
+        // Parts that did not change stay the very same elements.
+        if (node.outerHTML !== theirs[i].outerHTML) node.replaceWith(document.importNode(theirs[i], true));
+      });
     } else {
       root.innerHTML = fresh.innerHTML;
     }
@@ -410,7 +413,7 @@
       var fresh = doc.querySelector("[data-live-root]");
       if (!fresh) return;
       var mine = main.querySelector('[data-live="actions"]'), theirs = doc.querySelector('[data-live="actions"]');
-      if (mine && theirs) mine.replaceWith(document.importNode(theirs, true));
+      if (mine && theirs && mine.outerHTML !== theirs.outerHTML) mine.replaceWith(document.importNode(theirs, true));
       swapLive(root, fresh);
       doc.querySelectorAll("[data-stat]").forEach(function (node) {
         setText('[data-stat="' + node.getAttribute("data-stat") + '"]', node.textContent);
