@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import secrets
 from typing import Any
 
@@ -44,7 +45,11 @@ log = Logger()
 UNCOMMITTED_TTL = 30 * 60  # a batch never committed vanishes after 30 min idle
 ACTIVE_TTL = 30 * 24 * 3600  # committed, still waiting on jobs (retries last ~3 weeks)
 FINISHED_TTL = 24 * 3600  # kept readable (STATUS, OPEN, web UI) after success
-MAX_DEPTH = 64  # parent chain walked when checking BATCH CHILD for cycles
+MAX_DEPTH = 64  # batches nest at most this deep (the cycle check walks it all)
+# A batch id: what BATCH NEW hands out ("b-" + 16 URL-safe characters) and,
+# for ids from elsewhere, letters, digits, "_", "-" and "." only: never ":",
+# so no id can name another structure's key (``batch:<bid>:jobs``...).
+BID = re.compile(r"\A[A-Za-z0-9_.\-]{1,64}\Z")
 STATUS_FIELDS = (
     "bid",
     "parent_bid",
@@ -66,6 +71,7 @@ _LIB = (
     _ENQUEUE_LUA
     + f"""
 local P, NOW, ORIGIN = ARGV[1], ARGV[2], ARGV[3]
+local MAX_DEPTH = {MAX_DEPTH}
 local fired = {{'ok'}}
 local function bkey(bid) return P .. 'batch:' .. bid end
 local function refresh(bid)
@@ -117,6 +123,16 @@ evaluate = function(bid)
     else finish(bid, 'success') end
   end
 end
+-- Levels from ``bid`` up to its root (1 = no parent), or MAX_DEPTH + 1 when
+-- the chain is longer than any batch may nest.
+local function depth(bid)
+  local up, n = bid, 0
+  while up and up ~= '' and n <= MAX_DEPTH do
+    n = n + 1
+    up = redis.call('HGET', bkey(up), 'parent_bid')
+  end
+  return n
+end
 local function adopt(parent, child)
   local ck = bkey(child)
   redis.call('SADD', bkey(parent) .. ':kids', child)
@@ -137,6 +153,7 @@ NEW = (
 local bid, parent = ARGV[4], ARGV[5]
 local k = bkey(bid)
 if parent ~= '' and redis.call('EXISTS', bkey(parent)) == 0 then return {'noparent'} end
+if parent ~= '' and depth(parent) >= MAX_DEPTH then return {'toodeep'} end
 redis.call('HSET', k, 'bid', bid, 'created_at', ARGV[6], 'description', ARGV[8],
   'committed', '0', 'total', 0, 'pending', 0, 'failed', 0, 'unrun', 0,
   'kids_incomplete', 0, 'kids_unsuccessful', 0)
@@ -238,18 +255,21 @@ return fired
 # ARGV[4..]: parent, child.  Adopts an existing batch as a child.
 CHILD = (
     _LIB
-    + f"""
+    + """
 local parent, child = ARGV[4], ARGV[5]
-if redis.call('EXISTS', bkey(parent)) == 0 then return {{'noparent'}} end
-if redis.call('EXISTS', bkey(child)) == 0 then return {{'nobatch'}} end
+if redis.call('EXISTS', bkey(parent)) == 0 then return {'noparent'} end
+if redis.call('EXISTS', bkey(child)) == 0 then return {'nobatch'} end
 local current = redis.call('HGET', bkey(child), 'parent_bid')
 if current == parent then return fired end
-if current and current ~= '' then return {{'hasparent', current}} end
-local up = parent
-for _ = 1, {MAX_DEPTH} do
-  if up == child then return {{'cycle'}} end
+if current and current ~= '' then return {'hasparent', current} end
+-- Walk the parent's whole ancestry (never deeper than MAX_DEPTH: a batch
+-- cannot nest deeper, so an unfinished walk is refused, never trusted).
+local up, n = parent, 0
+while up and up ~= '' do
+  if up == child then return {'cycle'} end
+  n = n + 1
+  if n >= MAX_DEPTH then return {'toodeep'} end
   up = redis.call('HGET', bkey(up), 'parent_bid')
-  if not up or up == '' then break end
 end
 adopt(parent, child)
 return fired
@@ -269,6 +289,13 @@ end
 if #gone > 0 then redis.call('ZREM', P .. 'batches', unpack(gone)) end
 return {#bids, #gone}
 """
+
+
+def check_bid(bid: str, what: str = "batch id") -> str:
+    """``bid`` if it can be a batch id; CommandError otherwise."""
+    if not BID.match(bid):
+        raise CommandError(f"invalid {what} {bid[:80]!r}: not a batch id")
+    return bid
 
 
 def _s(value: Any) -> str:
@@ -435,7 +462,7 @@ class BatchPlugin:
         bid = rest.strip()
         if not bid or " " in bid:
             raise CommandError(f"BATCH {verb} takes one batch id")
-        return bid
+        return check_bid(bid)
 
     async def cmd_new(self, rest: str) -> str:
         try:
@@ -459,9 +486,13 @@ class BatchPlugin:
         description = spec.get("description") or ""
         if not isinstance(parent, str) or not isinstance(description, str):
             raise CommandError("invalid batch: parent_bid and description must be strings")
+        if parent:
+            check_bid(parent, "parent_bid")
         status = self._wake(await self.store.new(bid, now, parent, description[:1000], callbacks))
         if status == "noparent":
             raise CommandError(f"no such batch {parent}")
+        if status == "toodeep":
+            raise CommandError(f"batch {parent} is nested {MAX_DEPTH} deep: no deeper")
         log.debug("Batch {bid} created", bid=bid)
         return bid
 
@@ -492,7 +523,7 @@ class BatchPlugin:
         parts = rest.split()
         if len(parts) != 2:
             raise CommandError("BATCH CHILD takes a parent batch id and a child batch id")
-        parent, child = parts
+        parent, child = check_bid(parts[0]), check_bid(parts[1])
         result = await self.store.adopt(parent, child, self.now())
         status = self._wake(result)
         if status == "noparent":
@@ -503,6 +534,8 @@ class BatchPlugin:
             raise CommandError(f"batch {child} already has parent {result[1][0]}")
         if status == "cycle":
             raise CommandError(f"batch {parent} descends from {child}: no cycles")
+        if status == "toodeep":
+            raise CommandError(f"batch {parent} is nested {MAX_DEPTH} deep: no deeper")
         return OK
 
     # -- lifecycle hooks --------------------------------------------------
@@ -511,8 +544,8 @@ class BatchPlugin:
         if not custom or "bid" not in custom:
             return
         bid = custom["bid"]
-        if not isinstance(bid, str) or not bid:
-            raise JobError("invalid custom.bid: must be a batch id string")
+        if not isinstance(bid, str) or not BID.match(bid):
+            raise JobError(f"invalid custom.bid {bid!r}: not a batch id")
         status = self._wake(await self.store.add_job(bid, job["jid"], self.now()))
         if status == "nobatch":
             raise CommandError(f"no such batch {bid}")

@@ -62,6 +62,9 @@ return 1
 """
 
 
+MAX_JID = 256
+
+
 def _s(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -102,6 +105,15 @@ class TrackingStore:
         if values[1] is None:
             return None
         return dict(zip(("state", "updated_at", "percent", "desc"), (_s(v) for v in values)))
+
+
+def check_jid(jid: str) -> None:
+    """A tracked jid must look like one a PUSH accepts: 8 to 256 characters,
+    no spaces or control characters (``track:<jid>`` is the only key it names)."""
+    if not 8 <= len(jid) <= MAX_JID or any(c.isspace() or ord(c) < 32 for c in jid):
+        raise CommandError(
+            f"invalid jid {jid[:80]!r}: 8 to {MAX_JID} characters, no spaces or control characters"
+        )
 
 
 def tracked(job: dict) -> bool:
@@ -161,6 +173,7 @@ class TrackingPlugin:
         if sub == "GET":
             if not rest or " " in rest:
                 raise CommandError("TRACK GET takes one job id")
+            check_jid(rest)
             return defer.Deferred.fromCoroutine(self.cmd_get(rest))
         if sub == "SET":
             return defer.Deferred.fromCoroutine(self.cmd_set(rest))
@@ -193,6 +206,7 @@ class TrackingPlugin:
         jid = data.get("jid")
         if not isinstance(jid, str) or not jid:
             raise CommandError("invalid TRACK SET: jid is required")
+        check_jid(jid)
         percent = data.get("percent")
         if percent is not None:
             if isinstance(percent, float) and percent.is_integer():
