@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from . import FAKTORY_COMPAT_VERSION
+from .errors import gather
 from .job import DEAD_TTL, format_time, parse_time
 from .manager import local_day
 
@@ -40,7 +41,7 @@ class Admin:
         """The INFO document, shaped exactly like the real server's."""
         store = self.store
         now = self.server.clock.seconds()
-        queues, sets, (processed, failures), workers = yield defer.gatherResults(
+        queues, sets, (processed, failures), workers = yield gather(
             [store.queue_sizes(), store.set_sizes(), store.counters(), store.workers()]
         )
         tasks = {}

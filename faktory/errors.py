@@ -32,3 +32,14 @@ class Halt(CommandError):
 
 class Discard(Exception):
     """Raised by FETCH middleware: drop this job and fetch another."""
+
+
+def gather(deferreds):
+    """``defer.gatherResults`` whose failure is the first failure itself, not
+    a ``FirstError`` wrapping it (so a ``StorageUnavailable`` stays one and
+    reaches the client as ``-ERR Redis is unavailable``), and whose other
+    failures are consumed instead of logged as unhandled."""
+    from twisted.internet import defer
+
+    d = defer.gatherResults(list(deferreds), consumeErrors=True)
+    return d.addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from .errors import CommandError
+from .errors import CommandError, StorageUnavailable
 from .fastwrite import send_now
 from .job import JobError, dumps
 from .manager import FetchContext
@@ -132,9 +132,7 @@ class FaktoryProtocol(LineReceiver):
             self.identified = False
             server.connection_count -= 1
             if self.wid:
-                server.workers.disconnect(self.wid, self).addErrback(
-                    lambda f: log.failure("worker disconnect", f)
-                )
+                server.workers.disconnect(self.wid, self).addErrback(_worker_gone_failed)
 
     def _uncount(self) -> None:
         if self._unidentified:
@@ -431,6 +429,12 @@ class FaktoryProtocol(LineReceiver):
 
 
 _NO_REPLY = object()
+
+
+def _worker_gone_failed(failure: Failure) -> None:
+    if failure.check(StorageUnavailable):
+        return  # Redis is away (logged once there); the heartbeat reaper tidies up
+    log.failure("worker disconnect", failure)
 
 
 Command = Callable[[FaktoryProtocol, str], Any]

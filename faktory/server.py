@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from . import backup, datadir, multiproc, namespace, plugins, reload, replication, startup
 from .admin import Admin
+from .errors import StorageUnavailable
 from .manager import Manager
 from .plugin import WebPage
 from .protocol import FaktoryFactory
@@ -268,6 +269,14 @@ class FaktoryServer(service.MultiService):
     def add_web_page(self, page: WebPage) -> None:
         self.web_pages.append(page)
 
+    def _task_failed(self, failure, name: str) -> None:
+        if failure.check(StorageUnavailable):
+            # An outage is logged once where it is seen (Redis exited / the
+            # connection dropped); a task skipped meanwhile is no news.
+            log.debug("Task {task} skipped: {why}", task=name, why=failure.value)
+            return
+        log.failure("Task {task} failed", failure, task=name)
+
     def _run_tasks(self) -> None:
         self._tick += 1
         for name, period, fn in self.tasks:
@@ -275,5 +284,5 @@ class FaktoryServer(service.MultiService):
                 self._running_tasks.add(name)
                 d = defer.maybeDeferred(fn)
                 d.addCallback(lambda r: defer.ensureDeferred(r) if hasattr(r, "__await__") else r)
-                d.addErrback(lambda f, n=name: log.failure("Task {task} failed", f, task=n))
+                d.addErrback(self._task_failed, name)
                 d.addBoth(lambda _, n=name: self._running_tasks.discard(n))

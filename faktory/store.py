@@ -47,6 +47,7 @@ import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .errors import gather
 from .namespace import glob_escape
 from .redisconn import RedisClient
 
@@ -798,7 +799,7 @@ class Store:
     def workers(self):
         """Every live worker record: [{wid, info..., beat, rss_kb, state, conns}]."""
         wids = yield self.redis.execute_command("ZRANGE", self.prefix + "workers", 0, -1)
-        records = yield defer.gatherResults(
+        records = yield gather(
             [self.redis.execute_command("HGETALL", self.prefix + "worker:" + _s(w)) for w in wids]
         )
         out = []
@@ -829,7 +830,7 @@ class Store:
     @defer.inlineCallbacks
     def set_sizes(self):
         names = ("scheduled", "retries", "dead")
-        sizes = yield defer.gatherResults(
+        sizes = yield gather(
             [self.redis.execute_command("ZCARD", self.prefix + n) for n in names]
             + [self.redis.execute_command("HLEN", self.prefix + "working")]
         )
@@ -888,7 +889,7 @@ class Store:
         """(total, [(score, job bytes)]): one page of a sorted set by index."""
         cmd = "ZREVRANGE" if reverse else "ZRANGE"
         key = self.prefix + name
-        total, flat = yield defer.gatherResults(
+        total, flat = yield gather(
             [
                 self.redis.execute_command("ZCARD", key),
                 self.redis.execute_command(cmd, key, start, start + count - 1, "WITHSCORES"),
@@ -946,7 +947,7 @@ class Store:
     @defer.inlineCallbacks
     def busy_page(self, start: int, count: int):
         """(total, [reservation bytes]) ordered by reservation expiry."""
-        total, jids = yield defer.gatherResults(
+        total, jids = yield gather(
             [
                 self.redis.execute_command("HLEN", self.prefix + "working"),
                 self.redis.execute_command(

@@ -34,7 +34,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from .. import job as jobs
-from ..errors import CommandError
+from ..errors import CommandError, gather
 from ..job import JobError, format_time
 from ..plugin import WebPage
 from ..store import _ENQUEUE_LUA, Script
@@ -379,7 +379,7 @@ class BatchStore:
     def recent(self, limit: int = 100):
         """Newest batches first, for the web UI."""
         bids = yield self.redis.execute_command("ZREVRANGE", self.prefix + "batches", 0, limit - 1)
-        statuses = yield defer.gatherResults([self.status(_s(b)) for b in bids])
+        statuses = yield gather([self.status(_s(b)) for b in bids])
         return [s for s in statuses if s is not None]
 
     def count(self) -> defer.Deferred:

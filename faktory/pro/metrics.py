@@ -43,6 +43,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from ..errors import gather
 from ..job import parse_time
 from ..store import Script
 
@@ -394,7 +395,7 @@ class MetricsPlugin:
     async def send_gauges(self) -> None:
         server, statsd = self.server, self.statsd
         store = server.store
-        queues, sets, (processed, failures), rtt = await defer.gatherResults(
+        queues, sets, (processed, failures), rtt = await gather(
             [store.queue_sizes(), store.set_sizes(), store.counters(), self.store.rtt()]
         )
         latency = await server.admin.queue_latency([q for q in self.queue_latency if q])
@@ -420,7 +421,7 @@ class MetricsPlugin:
             await self.flush()
         except Exception:  # noqa: BLE001 - render what Redis has
             log.failure("Could not save job metrics before rendering /metrics")
-        queues, sets, (processed, failures), workers, jobstats, rtt = await defer.gatherResults(
+        queues, sets, (processed, failures), workers, jobstats, rtt = await gather(
             [
                 store.queue_sizes(),
                 store.set_sizes(),

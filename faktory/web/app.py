@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.web.template import Tag, flattenString
 
 from .. import FAKTORY_COMPAT_VERSION
-from ..errors import StorageUnavailable
+from ..errors import StorageUnavailable, gather
 from ..job import QUEUE_NAME, format_time
 from . import display, i18n, layout, pages
 from .guard import Guard, script_prefix
@@ -172,19 +172,39 @@ class WebUI:
         return json.dumps(info)
 
     @app.route("/health")
-    def health(self, request):
+    async def health(self, request):
+        """200 only when Redis answers a PING within a second, else 503 with
+        the reason: what a load balancer or monitor should act on."""
+        from .. import __version__, health
+
+        ok, reason, rtt = await health.check(self.server)
         request.setHeader("Content-Type", "application/json")
-        return json.dumps(
-            {
-                "now": format_time(self.server.clock.seconds()),
-                "server": {
-                    "description": "Faktory",
-                    "faktory_version": FAKTORY_COMPAT_VERSION,
-                    "connections": self.server.connection_count,
-                    "command_count": self.server.command_count,
-                },
-            }
-        )
+        request.setHeader("Cache-Control", "no-store")
+        if not ok:
+            request.setResponseCode(503)
+            request.setHeader("Retry-After", "5")
+        doc = {
+            "status": "ok" if ok else "unavailable",
+            "now": format_time(self.server.clock.seconds()),
+            "server": {
+                "description": "Faktory",
+                "faktory_version": FAKTORY_COMPAT_VERSION,
+                "version": __version__,
+                "connections": self.server.connection_count,
+                "command_count": self.server.command_count,
+            },
+            "redis": {"ok": ok, "ping_ms": round(rtt * 1000, 3) if rtt is not None else None},
+        }
+        if not ok:
+            doc["reason"] = reason
+        return json.dumps(doc)
+
+    @app.route("/health/live")
+    def live(self, request):
+        """Liveness: the process answers HTTP (whatever Redis does)."""
+        request.setHeader("Content-Type", "application/json")
+        request.setHeader("Cache-Control", "no-store")
+        return json.dumps({"status": "alive"})
 
     @app.route("/metrics", methods=["GET", "HEAD"])
     async def metrics(self, request):
@@ -231,7 +251,7 @@ class WebUI:
         admin = self.server.admin
         sizes = ctx.info["faktory"]["queues"]
         names = sorted(sizes)
-        paused, latency = await defer.gatherResults(
+        paused, latency = await gather(
             [
                 defer.ensureDeferred(_await(admin.paused_queues())),
                 defer.ensureDeferred(admin.queue_latency(names)),
