@@ -28,6 +28,7 @@ log = Logger()
 RESTARTS = 5  # unexpected child exits tolerated per RESTART_WINDOW, per child
 RESTART_WINDOW = 60.0
 RESTART_DELAY = 1.0
+REDIS_URL_ENV = "FAKTORY_WORKER_REDIS_URL"  # the parent's Redis, for a child (internal)
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:]+[+-]\d{4} ")  # the child's own timestamp
 
 
@@ -98,10 +99,13 @@ class _ChildOutput(protocol.ProcessProtocol):
 class WorkerProcesses(service.Service):
     """Spawns and supervises the extra server processes of ``--workers N``."""
 
-    def __init__(self, reactor, argv: list[str], count: int) -> None:
+    def __init__(self, reactor, argv: list[str], count: int, redis_url: str = "") -> None:
         self.reactor = reactor
-        self.argv = argv  # ``faktory --bind ... --redis-url ...`` for a child
+        self.argv = argv  # ``faktory --bind ...`` for a child
         self.count = count
+        # Handed over in the environment, never on the command line: it may
+        # hold a password, and any local user can read /proc/<pid>/cmdline.
+        self.redis_url = redis_url
         self.children: dict[int, _ChildOutput] = {}
         self._exits: dict[int, list[float]] = {}
         self.stopping = False
@@ -112,8 +116,8 @@ class WorkerProcesses(service.Service):
         s = server.settings
         interface = parse_tcp_endpoint(s.bind)[1].replace(":", "\\:")
         bind = f"tcp:{server.ports['work'].getHost().port}:interface={interface}"
-        argv = [*s.worker_argv, "--bind", bind, "--redis-url", redis_url]
-        return cls(server.reactor, argv, s.workers - 1)
+        argv = [*s.worker_argv, "--bind", bind]
+        return cls(server.reactor, argv, s.workers - 1, redis_url)
 
     def startService(self) -> None:
         super().startService()
@@ -127,7 +131,9 @@ class WorkerProcesses(service.Service):
         proto = _ChildOutput(self, number)
         args = [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "twisted"]
         args += ["--log-format", "text", *self.argv]
-        self.reactor.spawnProcess(proto, sys.executable, args, env=dict(os.environ))
+        env = dict(os.environ)
+        env[REDIS_URL_ENV] = self.redis_url
+        self.reactor.spawnProcess(proto, sys.executable, args, env=env)
         self.children[number] = proto
         log.info("Started server worker {n} (pid {pid})", n=number, pid=proto.transport.pid)
 

@@ -34,7 +34,10 @@ plugin's ``setup(server)`` is called; it registers what it adds:
 * periodic work: ``server.add_task(name, period_seconds, fn)``;
 * web UI pages and nav links: ``server.add_web_page(WebPage(...))``;
 
-and may return a Deferred or be a coroutine.  ``shutdown(server)`` runs when
+and may return a Deferred or be a coroutine.  An optional ``prepare(server)``
+runs before anything starts (the built-in Redis is not spawned yet): the
+place to check settings or protect that Redis (``server.redis_process``).
+``shutdown(server)`` runs when
 the server stops, in reverse setup order, before Redis is disconnected.
 """
 

@@ -223,6 +223,20 @@ def listing(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def prepare_all(server: Any) -> None:
+    """Call each plugin's optional ``prepare(server)`` before anything starts
+    (the built-in Redis is not spawned yet, so a plugin may add to its
+    configuration); the first failure stops the start with its message."""
+    for plugin in server.plugins:
+        prepare = getattr(plugin, "prepare", None)
+        if prepare is None:
+            continue
+        try:
+            prepare(server)
+        except Exception as e:  # noqa: BLE001 - reported as one line naming the plugin
+            raise PluginError(f"plugin {plugin.name!r}: {e}") from e
+
+
 async def setup_all(server: Any) -> None:
     """Set up ``server.plugins`` in order; the first failure stops the boot
     with an error naming the plugin (the ones already set up get shut down

@@ -7,7 +7,9 @@ store: we restart it (its data is on disk) a few times, then stop the server.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -141,6 +143,23 @@ class RedisProcess(service.Service):
         self._exits: list[float] = []
         self._respawn = None
         self.ready: defer.Deferred = defer.Deferred()
+        self.password = ""  # the default user's, once ``protect`` was called
+        self.acl_users: list[str] = []
+
+    def protect(self, users: list[str]) -> None:
+        """Before the start: give Redis's default user (the server's own) a
+        random password and add ACL ``users`` (``user ...`` config lines), so
+        a connection that is not the server's cannot become the default user
+        (AUTH is allowed to any connection).  Only the server, and the
+        ``--workers`` children it hands the URL to, know the password."""
+        self.password = secrets.token_hex(32)
+        self.acl_users = list(users)
+
+    @property
+    def url(self) -> str:
+        """The ``--redis-url`` of this Redis (with the password, if any)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"unix://{auth}{self.socket}"
 
     def write_config(self) -> str:
         if len(self.socket) > MAX_SOCKET_PATH:
@@ -156,6 +175,10 @@ class RedisProcess(service.Service):
             appendonly="no" if self.fsync == "no" else "yes",
             fsync="everysec" if self.fsync == "no" else self.fsync,
         )
+        if self.password:
+            digest = hashlib.sha256(self.password.encode()).hexdigest()
+            text += f"user default on #{digest} ~* &* +@all\n"
+        text += "".join(line + "\n" for line in self.acl_users)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -181,7 +204,7 @@ class RedisProcess(service.Service):
         self.reactor.spawnProcess(self.proto, sys.executable, args, env=dict(os.environ))
         restart = bool(self._exits)
         ready = self.ready
-        d = wait_until_ready(self.socket, self.reactor)
+        d = wait_until_ready(self.socket, self.reactor, password=self.password or None)
         d.addCallback(self._up, restart, self.proto)
         if restart:
             # Nobody waits on a restart: a Redis that will not come back stops us.
@@ -286,7 +309,13 @@ def _kill(proto: _RedisOutput) -> None:
 
 
 @defer.inlineCallbacks
-def wait_until_ready(sock: str, reactor, timeout: float = 10.0, loading_timeout: float = 600.0):
+def wait_until_ready(
+    sock: str,
+    reactor,
+    timeout: float = 10.0,
+    loading_timeout: float = 600.0,
+    password: str | None = None,
+):
     """Poll the socket until Redis answers PING (and has finished loading)."""
     started = time.monotonic()
     while True:
@@ -296,7 +325,9 @@ def wait_until_ready(sock: str, reactor, timeout: float = 10.0, loading_timeout:
             yield task.deferLater(reactor, 0.02, lambda: None)
             continue
         try:
-            conn = yield txredisapi.UnixConnection(sock, reconnect=False, charset=None)
+            conn = yield txredisapi.UnixConnection(
+                sock, reconnect=False, charset=None, password=password
+            )
         except Exception:
             if time.monotonic() - started > timeout:
                 raise RuntimeError(f"Redis did not come up on {sock} within {timeout} s")

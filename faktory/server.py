@@ -109,6 +109,7 @@ class FaktoryServer(service.MultiService):
         then everything that needs Redis; the ports accept once all is up.  A
         second server on the same dir or ports stops before touching Redis."""
         s = self.settings
+        plugins.prepare_all(self)  # before Redis starts: its config may depend on them
         if self.redis_process is not None:
             self._claim_data_dir()
         self.factory = FaktoryFactory(self)
@@ -130,8 +131,8 @@ class FaktoryServer(service.MultiService):
             port.stopReading()  # connections wait in the backlog until we are ready
         if self.redis_process is not None:
             self.redis_process.setServiceParent(self)
-            sock = await self.redis_process.ready
-            url = "unix://" + sock
+            await self.redis_process.ready
+            url = self.redis_process.url
         else:
             url = s.redis_url
         redis_section = s.config.get("redis")

@@ -9,11 +9,12 @@ from twisted.logger import Logger
 from . import FAKTORY_COMPAT_VERSION, __version__
 from .datadir import DataDirError
 from .namespace import NamespaceError
+from .plugins import PluginError
 
 log = Logger()
 
 # Failures of a start-up that say what to fix in their message.
-EXPECTED = (DataDirError, NamespaceError, CannotListenError, RuntimeError, OSError)
+EXPECTED = (DataDirError, NamespaceError, PluginError, CannotListenError, RuntimeError, OSError)
 
 
 def reason(failure) -> str:

@@ -214,6 +214,12 @@ class Options(usage.Options):
             if not isinstance(section, dict):
                 raise usage.UsageError("[redis] in the config must be a table")
             section["gateway"] = self["redis-gateway"]
+        if self["worker-process"] and os.environ.get(multiproc.REDIS_URL_ENV):
+            # The parent's Redis, passed in the environment so that a password
+            # in it never shows on a command line; not inherited further.
+            self["redis-url"] = os.environ.pop(multiproc.REDIS_URL_ENV)
+        if self["worker-process"] and not self["redis-url"]:
+            raise usage.UsageError("--worker-process is internal: only --workers starts it")
         if self["worker-process"] and isinstance(self["config"].get("redis"), dict):
             self["config"]["redis"].pop("gateway", None)  # the first process runs it
         plugins.enable(self["config"], self.get("plugin", []))

