@@ -16,6 +16,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from faktory import backup
 from faktory.redisproc import find_redis_server
 from helpers import ServerProcess, config_dir, free_port, short_tmpdir
 
@@ -244,9 +245,11 @@ def test_gateway_from_config_with_its_own_password():
         shutil.rmtree(conf, ignore_errors=True)
 
 
-def test_cli_backup_sees_a_running_server_behind_the_gateway_acl(srv, tmp_path):
+def test_cli_sees_a_running_server_behind_the_gateway_acl(srv, tmp_path):
     """With the gateway on, the server's Redis answers PING with -NOAUTH: the
-    CLI must still see that a server is running and leave its data dir alone."""
+    CLI must still see that a server runs there (besides the data dir lock)
+    and leave its data dir alone."""
+    assert backup.server_running(srv.data_dir)
     out = str(tmp_path / "b.jsonl.gz")
     refused = subprocess.run(
         [
@@ -263,7 +266,7 @@ def test_cli_backup_sees_a_running_server_behind_the_gateway_acl(srv, tmp_path):
         text=True,
         timeout=60,
     )
-    assert refused.returncode == 1 and "server is running" in refused.stderr
+    assert refused.returncode == 1 and "in use by" in refused.stderr
     assert not os.path.exists(out)
     c = srv.client(password=WORKER_PASSWORD)  # and the server still works
     assert c.push(queue="after-cli", args=[])[1] == "OK"
