@@ -16,6 +16,7 @@ import random
 from typing import Any
 
 from . import job as jobs
+from . import wire
 from .job import format_time
 
 MAX_BACKTRACE = 50  # backtrace lines kept in a failure, as the real server does
@@ -50,8 +51,9 @@ def stored_job(reservation: bytes) -> dict | None:
 
 def record(job: dict, now: float, errtype: Any, message: Any, backtrace: Any) -> dict:
     """Set ``job["failure"]`` for this failure (one more retry counted) and return it."""
-    errtype = (str(errtype) if errtype else "").strip()[:100] or "unknown"
-    message = (str(message) if message else "").strip()[:1000] or "unknown"
+    # Go trims Unicode spaces and cuts bytes, not characters (wire.cut).
+    errtype = wire.cut(wire.trim(str(errtype) if errtype else ""), 100) or "unknown"
+    message = wire.cut(wire.trim(str(message) if message else ""), 1000) or "unknown"
     # The job's ``backtrace`` asks for that many lines; the real server's
     # cap of 50 applies either way.
     keep = number(job.get("backtrace"), 0)

@@ -9,12 +9,13 @@ JSON encoder (see ``store.py``).
 
 from __future__ import annotations
 
-import calendar
 import json
 import math
 import re
 import time
 from typing import Any
+
+from . import wire
 
 QUEUE_NAME = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
 DEFAULT_RETRY = 25
@@ -24,24 +25,26 @@ MAX_RESERVE_FOR = 86400
 MIN_RESERVE_FOR = 60
 DEAD_TTL = 180 * 24 * 3600
 
-# Field -> accepted JSON types, in the order we serialize them.  ``enqueued_at``
-# comes first on purpose (module docstring).
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "enqueued_at": (str,),
-    "jid": (str,),
-    "queue": (str,),
-    "jobtype": (str,),
-    "args": (list,),
-    "created_at": (str,),
-    "at": (str,),
-    "priority": (int,),
-    "retry": (int,),
-    "reserve_for": (int,),
-    "backtrace": (int,),
-    "custom": (dict,),
-    "failure": (dict,),
-}
-_GO_TYPE = {str: "string", list: "array", int: "integer", dict: "object"}
+# The fields in the order we serialize them (the decoding rules are in
+# ``wire.JOB``).  ``enqueued_at`` comes first on purpose (module docstring),
+# and every scalar field comes before ``args`` (see ``store._JOB_LUA``).
+_FIELDS = (
+    "enqueued_at",
+    "jid",
+    "queue",
+    "jobtype",
+    "priority",
+    "retry",
+    "reserve_for",
+    "backtrace",
+    "created_at",
+    "at",
+    # Last: the values that may nest deeper than Redis' cjson decodes; the
+    # scripts read the scalar fields from the part before ``,"args":``.
+    "args",
+    "custom",
+    "failure",
+)
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -77,17 +80,22 @@ def format_time(ts: float | None = None) -> str:
     return base + "Z"
 
 
+# Go's time.Parse with the RFC3339 layout: 'T' and 'Z' in capitals, any
+# number of fraction digits (after '.' or ','; beyond nine they are cut),
+# offsets up to 24:60, and every field checked against the calendar.
 _RFC3339 = re.compile(
-    r"\A(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
 )
+_MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 _parsed: tuple[str, float] = ("", 0.0)
 
 
 def parse_time(value: str) -> float:
-    """Parse an RFC3339(Nano) timestamp into Unix seconds; ValueError if malformed."""
+    """Parse an RFC3339(Nano) timestamp into Unix seconds as Go's
+    ``time.Parse(time.RFC3339Nano)`` does; ValueError (Go's reason) if it refuses."""
     global _parsed
     # Fast path for our own UTC stamps (``format_time``): every ACK reads
     # one, and most fall in the second parsed last time.
@@ -98,25 +106,43 @@ def parse_time(value: str) -> float:
         if frac[0] == "." and 1 < len(frac) <= 10 and frac[1:].isascii() and frac[1:].isdigit():
             return _parsed[1] + float(frac)
     ts = _parse_time(value)
-    if len(value) >= 20 and value[-1] in "Zz" and value[19] in ".Zz":
-        _parsed = (value[:19], float(int(ts)))
+    if len(value) >= 20 and value[-1] == "Z" and value[19] in ".Z":
+        _parsed = (value[:19], float(math.floor(ts)))
     return ts
 
 
 def _parse_time(value: str) -> float:
     m = _RFC3339.match(value)
     if not m:
-        raise ValueError("not an RFC3339 timestamp (e.g. 2006-01-02T15:04:05Z)")
+        raise ValueError(f"parsing time {json.dumps(value)}: not RFC 3339 (2006-01-02T15:04:05Z)")
+    if m.end() != len(value):
+        raise ValueError(f"parsing time {json.dumps(value)}: extra text: {value[m.end() :]!r}")
     year, mon, day, hh, mm, ss = (int(m.group(i)) for i in range(1, 7))
-    if not (1 <= mon <= 12 and 1 <= day <= 31 and hh < 24 and mm < 60 and ss < 61):
-        raise ValueError("timestamp field out of range")
-    ts = calendar.timegm((year, mon, day, hh, mm, ss, 0, 0, 0))
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    for bad, what in (
+        (not 1 <= mon <= 12, "month"),
+        (not 1 <= day <= _MONTH_DAYS[mon if 1 <= mon <= 12 else 0], "day"),
+        (mon == 2 and day == 29 and not leap, "day"),
+        (hh > 23, "hour"),
+        (mm > 59, "minute"),
+        (ss > 59, "second"),
+        (m.group(9) and int(m.group(10)) > 24, "time zone offset hour"),
+        (m.group(9) and int(m.group(11)) > 60, "time zone offset minute"),
+    ):
+        if bad:
+            raise ValueError(f"parsing time {json.dumps(value)}: {what} out of range")
+    # Days from 1970-01-01 in the proleptic Gregorian calendar (years 0000-9999).
+    y = year - (mon <= 2)
+    era, yoe = divmod(y, 400)
+    doy = (153 * (mon + (-3 if mon > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    ts = float(days * 86400 + hh * 3600 + mm * 60 + ss)
     if m.group(7):
-        ts += float(m.group(7))
+        ts += int(m.group(7)[:9].ljust(9, "0")) / 1e9
     if m.group(9):
         offset = int(m.group(10)) * 3600 + int(m.group(11)) * 60
         ts -= offset if m.group(9) == "+" else -offset
-    return float(ts)
+    return ts
 
 
 def check_queue_name(name: str) -> None:
@@ -125,21 +151,31 @@ def check_queue_name(name: str) -> None:
 
 
 def decode(raw: str | bytes) -> Any:
-    """Parse client JSON; errors read like the real server's ``invalid JSON: ...``."""
+    """Parse free-form client JSON by Go's rules (``wire``); errors read
+    like the real server's ``invalid JSON: ...``."""
     try:
-        if isinstance(raw, str) and not raw.startswith("\ufeff"):
-            return _decoder.decode(raw)  # one decoder for all: loads(**kw) builds one a call
-        return json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError) as e:
+        return wire.loads(raw if isinstance(raw, str) else wire.text(raw))
+    except ValueError as e:
         raise JobError(f"invalid JSON: {e}") from None
 
 
-def _no_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON: no other client could read the job back.
-    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+def parse(raw: str | bytes) -> dict:
+    """PUSH's argument -> the job's fields, decoded as Go decodes a ``Job``."""
+    try:
+        return wire.decode(raw if isinstance(raw, str) else wire.text(raw), wire.JOB)
+    except ValueError as e:
+        raise JobError(f"invalid JSON: {e}") from None
 
 
-_decoder = json.JSONDecoder(parse_constant=_no_constant)
+def parse_batch(raw: str | bytes) -> list[dict]:
+    """PUSHB's argument -> each job's fields; one undecodable job refuses the
+    whole batch, as in Go (``null`` is an empty batch, a null job an empty one)."""
+    try:
+        return wire.decode(raw if isinstance(raw, str) else wire.text(raw), wire.JOBS) or []
+    except ValueError as e:
+        raise JobError(f"invalid JSON: {e}") from None
+
+
 _stored_decoder = json.JSONDecoder()
 
 
@@ -150,60 +186,96 @@ def loads_stored(raw: bytes) -> Any:
 
 
 def validate(obj: Any, now: float | None = None) -> dict:
-    """Check and default one job dict as the real server does; returns a new dict.
-
-    Unknown top-level keys are dropped (the real server re-serializes from a
-    typed struct), except ``priority`` which we honour.
-    """
+    """Check and default one job given as Python data (a batch template, a
+    cron entry): decoded as Go would, then ``check``-ed; returns a new dict."""
     if not isinstance(obj, dict):
         raise JobError("invalid JSON: a job must be a JSON object")
-    job: dict[str, Any] = {}
-    for key, types in _FIELDS.items():
-        if key not in obj:
-            continue
-        value = obj[key]
-        if value is None:
-            continue
-        if key == "priority":
-            # The real server ignores the legacy key, so whatever a client
-            # sends must be accepted: out of range is clamped, junk ignored.
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                job[key] = max(1, min(9, int(value)))
-            continue
-        # bool is an int subclass in Python but not in JSON.
-        if not isinstance(value, types) or isinstance(value, bool):
-            if types == (int,) and isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise JobError(
-                    f"invalid JSON: cannot use {json.dumps(value)[:40]} as "
-                    f"{_GO_TYPE[types[0]]} for field {key!r}"
-                )
-        job[key] = value
-    if len(job.get("jid", "")) < 8:
+    try:
+        fields = wire.convert(obj, wire.JOB)
+    except ValueError as e:
+        raise JobError(f"invalid JSON: {e}") from None
+    return check(fields, now)
+
+
+def check(job: dict, now: float | None = None) -> dict:
+    """The real server's rules for a decoded job (``parse``), in its order,
+    plus its defaults; ``job`` is changed in place and returned.
+
+    Zero-valued optional fields that Go omits are dropped, so a job is handed
+    back as the real server would hand it back."""
+    jid = job.get("jid", "")
+    if len(jid) < 8 and len(jid.encode()) < 8:  # Go counts bytes
         raise JobError("jobs must have a reasonable jid parameter")
     if not job.get("jobtype"):
         raise JobError("jobs must have a jobtype parameter")
     if "args" not in job:
         raise JobError("jobs must have an args parameter")
-    if job.get("reserve_for", 0) > MAX_RESERVE_FOR:
-        raise JobError("jobs cannot be reserved for more than one day")
-    job.setdefault("retry", DEFAULT_RETRY)
+    reserve_for = job.get("reserve_for")
+    if reserve_for is not None:
+        if reserve_for > MAX_RESERVE_FOR:
+            raise JobError("jobs cannot be reserved for more than one day")
+        if not reserve_for:
+            del job["reserve_for"]
+    if "retry" not in job:
+        job["retry"] = DEFAULT_RETRY
     if not job.get("queue"):
         job["queue"] = "default"  # missing or empty, as the real server does
     check_queue_name(job["queue"])
-    if job.get("at") == "":
-        del job["at"]  # Go omits the empty string
-    if "at" in job:
-        try:
-            parse_time(job["at"])
-        except ValueError as e:
-            raise JobError(f"invalid timestamp for 'at': {json.dumps(job['at'])}: {e}") from None
+    at = job.get("at")
+    if at is not None:
+        if not at:
+            del job["at"]  # Go omits the empty string
+        else:
+            try:
+                parse_time(at)
+            except ValueError as e:
+                raise JobError(f"invalid timestamp for 'at': {json.dumps(at)}: {e}") from None
     if not job.get("created_at"):
         job["created_at"] = format_time(now)
+    if not job.keys() <= _PLAIN:  # most jobs have none of the fields needing care
+        _optional(job)
+    return job
+
+
+_PLAIN = frozenset(("jid", "jobtype", "args", "queue", "retry", "created_at", "at", "reserve_for"))
+
+
+def _optional(job: dict) -> None:
+    if "priority" in job:
+        # The real server ignores the legacy key, so whatever a client sends
+        # must be accepted: out of range is clamped, junk ignored.
+        job["priority"] = _clamp_priority(job["priority"])
+        if job["priority"] is None:
+            del job["priority"]
+    if job.get("backtrace") == 0:
+        del job["backtrace"]
     if job.get("custom") == {}:
         del job["custom"]
-    return job
+    if job.get("enqueued_at") == "":
+        del job["enqueued_at"]
+    failure = job.get("failure")
+    if failure is not None:
+        # Go's Failure struct: known fields only, the always-written ones present.
+        job["failure"] = {
+            "failed_at": failure.get("failed_at", ""),
+            **{
+                k: failure[k]
+                for k in ("next_at", "message", "errtype", "backtrace")
+                if failure.get(k)
+            },
+            "retry_count": failure.get("retry_count", 0),
+            "remaining": failure.get("remaining", 0),
+        }
+
+
+def _clamp_priority(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return max(1, min(9, int(value)))
+    if wire.is_big(value):
+        return 1 if value.text.startswith("-") else 9
+    return None
 
 
 def scheduled_at(job: dict, now: float) -> float | None:

@@ -232,7 +232,7 @@ class Manager:
     # Deferred wrapper cost about as much as the rest of the Python work.
     def push_raw(self, raw: bytes | str) -> defer.Deferred:
         try:
-            job = jobs.validate(jobs.decode(raw), self.now())
+            job = jobs.check(jobs.parse(raw), self.now())
         except Exception:
             return defer.fail()
         return self.push(job)
@@ -311,28 +311,25 @@ class Manager:
         Jobs that no middleware holds up are stored pipelined (one write to
         Redis for many jobs); a job whose middleware must wait first lets the
         jobs before it land, so the batch keeps its order."""
-        batch = jobs.decode(raw)
-        if not isinstance(batch, list):
-            raise JobError("invalid JSON: PUSHB takes a JSON array of jobs")
+        batch = jobs.parse_batch(raw)
         now = self.now()
         created = format_time(now)
         errors: dict[str, str] = {}
         stored: list[tuple[str, defer.Deferred]] = []
         try:
-            for i, item in enumerate(batch):
-                jid = item.get("jid") if isinstance(item, dict) else None
-                key = jid if isinstance(jid, str) else str(i)
-                job = None
+            for job in batch:
+                key = job.get("jid", "")  # Go keys its answer by jid, even an empty one
+                checked = None
                 try:
-                    if isinstance(item, dict) and not item.get("created_at"):
-                        item = dict(item, created_at=created)
-                    job = jobs.validate(item, now)
+                    if not job.get("created_at"):
+                        job["created_at"] = created
+                    checked = jobs.check(job, now)
                     pending = self._chain("push", job) if self.middleware["push"] else None
                     if pending is not None:
                         await _settle(stored, errors)
                         await pending
                 except Exception as e:
-                    if job is not None and self._undo_wanted(job):
+                    if checked is not None and self._undo_wanted(job):
                         await self._run_undo(job, getattr(e, "faktory_middleware_step", 0))
                     if not isinstance(e, (JobError, CommandError)):
                         raise

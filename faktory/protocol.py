@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from . import wire
 from .errors import CommandError, StorageUnavailable
 from .fastwrite import send_now
 from .job import JobError, dumps
@@ -66,12 +67,15 @@ def encode_error(message: str, code: str = "ERR") -> bytes:
     return b"-" + text.encode("utf-8", "replace") + b"\r\n"
 
 
-def _json_arg(verb: str, arg: str, kind: type = dict) -> Any:
+def _json_arg(verb: str, arg: str, typ: wire.Type) -> Any:
+    """A command's JSON decoded as the Go server decodes it; its refusal names
+    the command, echoes the argument (cut short) and says what is wrong."""
     try:
-        value = json.loads(arg)
-    except ValueError:
-        value = None
-    if not isinstance(value, kind):
+        value = wire.decode(arg, typ)
+    except ValueError as e:
+        shown = arg if len(arg) <= 200 else arg[:200] + "..."
+        raise CommandError(f"invalid {verb} {shown}: {e}") from None
+    if value is None:
         raise CommandError(f"invalid {verb} {arg}")
     return value
 
@@ -185,7 +189,7 @@ class FaktoryProtocol(LineReceiver):
                 return
             self.factory.server.command_count += 1
             try:
-                result = handler(self, arg.decode("utf-8", "replace").strip())
+                result = handler(self, wire.text(arg).strip())
             except Exception as e:  # noqa: BLE001 - every failure becomes a reply
                 self._reply_error(e)
                 return
@@ -271,15 +275,8 @@ class FaktoryProtocol(LineReceiver):
             self.transport.loseConnection()
             return _NO_REPLY
         try:
-            hello = json.loads(line[6:])
-            if not isinstance(hello, dict):
-                raise ValueError("not an object")
-            for key, kind in (("hostname", str), ("wid", str), ("pwdhash", str), ("labels", list)):
-                if hello.get(key) is not None and not isinstance(hello[key], kind):
-                    raise ValueError(f"{key} has the wrong type")
-            v = hello.get("v", 0) or 0
-            if not isinstance(v, int) or not 0 <= v <= 255:
-                raise ValueError("v must be an integer from 0 to 255")
+            hello = wire.decode(wire.text(line[6:]), wire.HELLO)
+            v = hello.get("v", 0)
         except ValueError as e:
             self.transport.write(encode_error(f"invalid HELLO: {e}"))
             self.transport.loseConnection()
@@ -336,28 +333,14 @@ class FaktoryProtocol(LineReceiver):
             jid = arg[8:-2]
             if jid and '"' not in jid and "\\" not in jid and jid.isprintable():
                 return self.factory.server.manager.ack(jid)
-        data = _json_arg("ACK", arg)
-        jid = data.get("jid")
-        if (
-            not isinstance(jid, str)
-            or not jid
-            or not all(isinstance(v, str) for v in data.values())
-        ):
+        jid = _json_arg("ACK", arg, wire.STRINGS).get("jid")
+        if jid is None:
             raise CommandError(f"invalid ACK {arg}")
         return self.factory.server.manager.ack(jid)
 
     def cmd_fail(self, arg: str):
-        data = _json_arg("FAIL", arg)
+        data = _json_arg("FAIL", arg, wire.FAIL)
         jid = data.get("jid")
-        backtrace = data.get("backtrace")
-        if (
-            not all(
-                isinstance(data.get(k), (str, type(None))) for k in ("jid", "errtype", "message")
-            )
-            or not isinstance(backtrace, (list, type(None)))
-            or not all(isinstance(line, str) for line in backtrace or ())
-        ):
-            raise CommandError(f"invalid FAIL {arg}")
         if not jid:
             raise CommandError("missing JID")
         return defer.Deferred.fromCoroutine(
@@ -367,17 +350,9 @@ class FaktoryProtocol(LineReceiver):
         )
 
     def cmd_beat(self, arg: str):
-        data = _json_arg("BEAT", arg)
-        wid = data.get("wid")
-        rss = data.get("rss_kb")
-        state = data.get("current_state") or ""
-        if (
-            not isinstance(wid, str)
-            or (rss is not None and (not isinstance(rss, int) or isinstance(rss, bool)))
-            or not isinstance(state, str)
-        ):
-            raise CommandError(f"invalid BEAT {arg}")
-        d = self.factory.server.workers.beat(wid, rss, state)
+        data = _json_arg("BEAT", arg, wire.BEAT)
+        wid = data.get("wid", "")
+        d = self.factory.server.workers.beat(wid, data.get("rss_kb"), data.get("current_state", ""))
 
         def reply(state):
             if state is None:
@@ -408,16 +383,13 @@ class FaktoryProtocol(LineReceiver):
         if not arg or " " in arg:
             raise CommandError("invalid format")
         try:
-            op = json.loads(arg)
+            op = wire.decode(arg, wire.OPERATION)  # as Go: its error is the reply
         except ValueError as e:
             raise CommandError(str(e)) from None
-        if not isinstance(op, dict):
-            raise CommandError("invalid format")
-        filt = op.get("filter")
-        if filt is not None and not isinstance(filt, dict):
-            raise CommandError("invalid format")
         d = defer.Deferred.fromCoroutine(
-            self.factory.server.admin.mutate(op.get("cmd"), op.get("target"), filt)
+            self.factory.server.admin.mutate(
+                op.get("cmd", ""), op.get("target", ""), op.get("filter")
+            )
         )
         return d.addCallback(lambda _: OK)
 

@@ -155,6 +155,20 @@ local function unhold(p, jid)
 end
 """
 
+# A stored job's fields for a script.  Go allows values nested 10 000 deep,
+# cjson only 1 000: such values can be only in args, custom or failure, which
+# ``job.serialize`` writes after every scalar field, so a job cjson refuses
+# is read from the part before ``,"args":`` (no string can hold that).
+_JOB_LUA = """
+local function job_fields(job)
+  local ok, j = pcall(cjson.decode, job)
+  if ok then return ok, j end
+  local cut = string.find(job, ',"args":', 1, true)
+  if not cut then return ok, j end
+  return pcall(cjson.decode, string.sub(job, 1, cut - 1) .. '}')
+end
+"""
+
 # ARGV: prefix, origin, queue, priority, job
 PUSH = (
     _ENQUEUE_LUA
@@ -169,7 +183,8 @@ return 1
 # work); or false after marking every queue as waited on.  Paused and
 # throttled queues are skipped.
 FETCH = (
-    _THROTTLE_LUA
+    _JOB_LUA
+    + _THROTTLE_LUA
     + _HELD_LUA
     + """
 local p, now = ARGV[1], tonumber(ARGV[2])
@@ -191,7 +206,7 @@ for i = 6, #ARGV do
       if job then
         -- A script is not rolled back on error and the job is already
         -- popped: anything undecodable goes to the dead set, never lost.
-        local ok, j = pcall(cjson.decode, job)
+        local ok, j = job_fields(job)
         if ok and type(j) == 'table' and type(j.jid) == 'string' then
           local rf = tonumber(j.reserve_for) or 0
           if rf ~= rf or rf == 0 then rf = 1800 end
@@ -290,10 +305,11 @@ return 1
 # enqueued_at (PROMOTE, and the web UI's retry / add to queue); false when the
 # member is not a job, so the caller can park it in the dead set instead.
 _REQUEUE_LUA = (
-    _ENQUEUE_LUA
+    _JOB_LUA
+    + _ENQUEUE_LUA
     + """
 local function requeue(p, origin, job, now_str)
-  local ok, j = pcall(cjson.decode, job)
+  local ok, j = job_fields(job)
   if not (ok and type(j) == 'table' and type(j.queue) == 'string'
           and string.match(j.queue, '^[%w._-]+$')) then return false end
   local stamp = '{"enqueued_at":"' .. now_str .. '"'
@@ -532,7 +548,7 @@ local n = 0
 for i = 7, #ARGV, 3 do
   for _, job in ipairs(redis.call('ZRANGEBYSCORE', key, ARGV[i], ARGV[i])) do
     if string.find(job, ARGV[i + 1], 1, true) then
-      local ok, j = pcall(cjson.decode, job)
+      local ok, j = job_fields(job)
       if ok and type(j) == 'table' and j.jid == ARGV[i + 2] then
         act(job)
         n = n + 1
@@ -580,7 +596,7 @@ for i = 1, #items, 2 do
     local ok, j
     for k = 10, #ARGV, 2 do
       if string.find(job, ARGV[k], 2, true) then
-        if ok == nil then ok, j = pcall(cjson.decode, job) end
+        if ok == nil then ok, j = job_fields(job) end
         if ok and type(j) == 'table' and j.jid == ARGV[k + 1] then hit = true break end
       end
     end

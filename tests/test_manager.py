@@ -292,7 +292,12 @@ async def test_fail_of_unknown_job_is_refused(env):
 
 @pytest_twisted.ensureDeferred
 async def test_client_supplied_junk_failure_does_not_wedge_the_job(env):
-    await env.push(jid="junk-0001", failure={"retry_count": "x", "failed_at": 5, "remaining": []})
+    junk = {"retry_count": "x", "failed_at": 5, "remaining": []}
+    with pytest.raises(jobs.JobError, match="Job.failure.retry_count of type int"):
+        await env.push(jid="junk-0001", failure=junk)  # refused at PUSH, as Go does
+    # A job stored with such a failure anyway (by an older version) still fails.
+    job = jobs.validate({"jid": "junk-0001", "jobtype": "T", "args": []}, env.now)
+    await env.manager.push(dict(job, failure=junk))
     await env.fetch()
     await env.manager.fail("junk-0001", "E", "m", [])
     [(stored, _)] = await env.zset("retries")
