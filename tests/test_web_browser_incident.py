@@ -4,6 +4,8 @@ grouped failures.  Outcomes are checked through the work protocol."""
 
 from __future__ import annotations
 
+import json
+
 import test_web_browser as harness
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -138,3 +140,34 @@ def test_release_the_job_of_a_crashed_worker(ui, client, server):
     assert not ui.css(f'tr[data-jid="{lost}"]')
     assert client.fetch("orphans")["jid"] == lost
     alive.close()
+
+
+def fail_as(server, queue: str, errtype: str, **fields) -> dict:
+    producer, worker = server.client(), server.client(wid="w-grp")
+    jid, _ = producer.push(queue=queue, **fields)
+    job = worker.fetch(queue)
+    assert job["jid"] == jid
+    worker.call("FAIL " + json.dumps({"jid": jid, "errtype": errtype, "message": "no luck"}))
+    producer.close()
+    worker.close()
+    return job
+
+
+def test_retries_grouped_by_error_class_retry_one_class(ui, client, server):
+    timeouts = {fail_as(server, "pay", "Net::ReadTimeout", retry=5)["jid"] for _ in range(3)}
+    declined = fail_as(server, "pay", "CardError", retry=5)["jid"]
+    ui.open("/retries")
+    ui.click(ui.one('.group-by a[href$="by=errtype"]'))
+    assert ui.h1() == "Retries by error class"
+    counts = {
+        row.get_attribute("data-group"): row.find_element(By.CSS_SELECTOR, "td.num").text
+        for row in ui.css("tbody tr[data-group]")
+    }
+    assert counts == {"Net::ReadTimeout": "3", "CardError": "1"}
+    click_fresh(ui, 'tr[data-group="Net::ReadTimeout"] button[value="retry"]', confirm=True)
+    assert ui.flash() == "Queued for retry: 3 jobs of Net::ReadTimeout."
+    assert [r.get_attribute("data-group") for r in ui.css("tbody tr[data-group]")] == ["CardError"]
+    assert {client.fetch("pay")["jid"] for _ in range(3)} == timeouts
+    assert client.info()["faktory"]["sets"]["retries"] == 1
+    ui.open(f"/job/{declined}")
+    assert ui.one("#job-where").text.startswith("Retries")

@@ -14,6 +14,7 @@ import test_web_routes
 from test_web_routes import keys_in
 from twisted.logger import formatEvent, globalLogPublisher
 
+from faktory.groups import Groups
 from faktory.job import format_time
 from faktory.locate import Finder
 
@@ -184,3 +185,89 @@ async def test_release_refuses_a_worker_that_came_back(web):
     await web.post("/busy/release", {"jid": job["jid"], "reserved_at": stamp})
     assert await store.reservation(job["jid"]) is None
     assert await store.queue_sizes(["work"]) == {"work": 1}
+
+
+# -- failures grouped by cause ---------------------------------------------------------
+async def failed(web, errtype: str, jobtype: str, retry: int = 5, message: str = "boom") -> dict:
+    job = await web.push(queue="work", jobtype=jobtype, retry=retry)
+    await web.server.manager.fetch(["work"], wid="w-1")
+    await web.server.manager.fail(job["jid"], errtype, message, [])
+    return job
+
+
+def groups_in(html: str) -> dict[str, str]:
+    return {
+        unescape(value): text_of(row).strip()
+        for value, row in re.findall(r'<tr data-group="([^"]*)">(.*?)</tr>', html, re.S)
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_retries_grouped_by_error_class_and_job_type(web, monkeypatch):
+    for jobtype in ("Charge", "Charge", "Refund"):
+        await failed(web, "Net::ReadTimeout", jobtype, message="read timeout <5s>")
+    for _ in range(2):
+        await failed(web, "KeyError", "Charge", message="key not found: :id")
+    monkeypatch.setattr(Groups, "SCAN", 2)  # several steps, merged
+    _, listing = await web.get("/retries")
+    assert 'href="/retries/groups?by=errtype"' in listing
+    response, html = await web.get("/retries/groups?by=errtype")
+    assert response.code == 200 and "<h1>Retries by error class</h1>" in html
+    groups = groups_in(html)
+    assert list(groups) == ["Net::ReadTimeout", "KeyError"]  # largest first
+    assert groups["Net::ReadTimeout"].startswith("Net::ReadTimeout 3 read timeout <5s>")
+    assert groups["KeyError"].startswith("KeyError 2 key not found: :id")
+    assert "5 jobs in 2 groups" in text_of(html)
+    _, html = await web.get("/retries/groups?by=jobtype")
+    assert [(k, v.split()[1]) for k, v in groups_in(html).items()] == [
+        ("Charge", "4"),
+        ("Refund", "1"),
+    ]
+    # The group's name links to the list filtered to it.
+    _, filtered = await web.get("/retries?q=%22errtype%22%3A%22KeyError%22")
+    assert len(keys_in(filtered)) == 2
+
+    # Retry a whole class: those jobs go back to their queue, the others stay.
+    response, _ = await web.post(
+        "/retries/groups", {"by": "errtype", "value": "Net::ReadTimeout", "action": "retry"}
+    )
+    assert response.headers.getRawHeaders("location") == ["/retries/groups?by=errtype"]
+    _, html = await web.get("/retries/groups?by=errtype", cookies=response.cookies())
+    assert "Queued for retry: 3 jobs of Net::ReadTimeout." in html
+    assert list(groups_in(html)) == ["KeyError"]
+    assert await web.store.queue_sizes(["work"]) == {"work": 3}
+    await web.post("/retries/groups", {"by": "jobtype", "value": "Charge", "action": "delete"})
+    assert await web.zset("retries") == []
+
+    for bad in ("/retries/groups?by=queue", "/morgue/groups?by="):
+        response, body = await web.get(bad)
+        assert (response.code, body) == (400, "Invalid parameter")
+    response, _ = await web.post(
+        "/morgue/groups", {"by": "errtype", "value": "x", "action": "kill"}
+    )
+    assert response.code == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_dead_groups_and_bounded_count(web, monkeypatch):
+    for i in range(5):
+        await failed(web, "Stripe::CardError" if i % 2 else "Timeout", "Charge", retry=-1)
+    _, html = await web.get("/morgue/groups?by=errtype")
+    assert {k: v.split()[1] for k, v in groups_in(html).items()} == {
+        "Stripe::CardError": "2",
+        "Timeout": "3",
+    }
+    monkeypatch.setattr(Groups, "SCAN", 2)
+    monkeypatch.setattr(Groups, "LIMIT", 3)
+    _, html = await web.get("/morgue/groups?by=jobtype")
+    assert "(counted the first 4 entries)" in text_of(html)
+    logged: list[str] = []
+    observer = lambda event: logged.append(formatEvent(event))  # noqa: E731
+    globalLogPublisher.addObserver(observer)
+    try:
+        await web.post("/morgue/groups", {"by": "errtype", "value": "Timeout", "action": "retry"})
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert "Operator retried 3 job(s) of error class 'Timeout' in dead" in "".join(logged)
+    assert [j["failure"]["errtype"] for j in await web.zset("dead")] == ["Stripe::CardError"] * 2
+    assert await web.store.queue_sizes(["work"]) == {"work": 3}

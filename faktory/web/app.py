@@ -417,7 +417,10 @@ class WebUI:
             )
         size = ctx.info["faktory"]["sets"][kind.name]
         entries = [(key, raw, display.decode_job(raw)) for key, raw in rows]
-        body = pages.set_list(ctx, kind, q, total, size, entries, more)
+        from .groups import KINDS, group_links  # its module registers routes on this app
+
+        extra = group_links(ctx, kind) if kind in KINDS.values() and size else ""
+        body = pages.set_list(ctx, kind, q, total, size, entries, more, extra)
         return await self._html(ctx, kind.name, ctx._(kind.title), body, live=True)
 
     async def _set_action(self, request, kind: pages.SetKind):

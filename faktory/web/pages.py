@@ -497,7 +497,9 @@ def set_list(
     size: int,
     entries: list[tuple[str, bytes, dict]],
     more: bool,
+    extra: Any = "",
 ) -> Tag:
+    """``extra`` goes at the end of the list head (e.g. ``web.groups``' links)."""
     params = q.params(kind)
     filtered = bool(q.jobtype or q.text)
     flip = "asc" if q.reverse else "desc"
@@ -541,7 +543,7 @@ def set_list(
         summary = ctx.ngettext("{n} job", "{n} jobs", size)
     if not entries:
         return tags.div(
-            tags.div(tags.p(summary, class_="muted"), filters, class_="list-head"),
+            tags.div(tags.p(summary, class_="muted"), filters, extra, class_="list-head"),
             empty(ctx._("No jobs match this filter.") if filtered else ctx._(kind.empty_text)),
         )
     rows: list[Tag] = []
@@ -641,6 +643,7 @@ def set_list(
             tags.p(summary, class_="muted", **{"data-live": "summary"}),
             filters,
             all_form,
+            extra,
             class_="list-head",
         ),
         form,

@@ -1,0 +1,185 @@
+"""Failures grouped by cause: the retries and dead sets counted by error
+class or by job type, and acted on one group at a time (retry or delete
+every job of a class).
+
+Nothing indexes the sets by error class, so counting reads the set inside
+Redis in steps of ``SCAN`` members (at most ``LIMIT`` per count), and a
+group action works like MUTATE: bounded ``ZSCAN`` steps, each one atomic, so
+a set of any size never blocks Redis or the reactor for long."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+
+from .job import DEAD_TTL, format_time
+from .store import _REQUEUE_LUA, Script
+
+log = Logger()
+
+SETS = ("retries", "dead")
+BY = ("errtype", "jobtype")
+OPS = ("retry", "delete")
+UNREADABLE = "(unreadable)"
+
+_FIELD_LUA = """
+local function group_of(job, by)
+  local ok, j = pcall(cjson.decode, job)
+  if not (ok and type(j) == 'table') then return nil end
+  local v
+  if by == 'jobtype' then
+    v = j.jobtype
+  elseif type(j.failure) == 'table' then
+    v = j.failure.errtype
+  end
+  if type(v) ~= 'string' then v = '' end
+  return v, j
+end
+"""
+
+# ARGV: set key, first index, how many, by (errtype | jobtype).
+# Returns {next index or -1 at the end, value, count, sample message, ...}.
+GROUP_COUNT = (
+    _FIELD_LUA
+    + """
+local key, i, limit, by = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local chunk = redis.call('ZRANGE', key, i, i + limit - 1)
+local counts, samples, order = {}, {}, {}
+for _, job in ipairs(chunk) do
+  local v, j = group_of(job, by)
+  if v == nil then v = '"""
+    + UNREADABLE
+    + """' end
+  if counts[v] == nil then
+    counts[v] = 0
+    order[#order + 1] = v
+    local m = ''
+    if j and type(j.failure) == 'table' and type(j.failure.message) == 'string' then
+      m = string.sub(j.failure.message, 1, 200)
+    end
+    samples[v] = m
+  end
+  counts[v] = counts[v] + 1
+end
+local out = {i + #chunk}
+if #chunk < limit then out[1] = -1 end
+for _, v in ipairs(order) do
+  out[#out + 1] = v
+  out[#out + 1] = counts[v]
+  out[#out + 1] = samples[v]
+end
+return out
+"""
+)
+
+# One bounded step of a group action (see Groups.act).
+# ARGV: prefix, origin, set name, cursor, by, value, op (retry | delete),
+# now_str, dead score.  Returns {next cursor, entries acted on}.
+GROUP_ACT = (
+    _REQUEUE_LUA
+    + _FIELD_LUA
+    + """
+local p, origin, key, op = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[7]
+local res = redis.call('ZSCAN', key, ARGV[4], 'COUNT', 100)
+local items, n = res[2], 0
+for i = 1, #items, 2 do
+  local job = items[i]
+  local v = group_of(job, ARGV[5])
+  if v == nil then v = '"""
+    + UNREADABLE
+    + """' end
+  if v == ARGV[6] then
+    redis.call('ZREM', key, job)
+    if op == 'retry' and not requeue(p, origin, job, ARGV[8]) then
+      redis.call('ZADD', p .. 'dead', ARGV[9], job)
+    end
+    n = n + 1
+  end
+end
+return {res[1], n}
+"""
+)
+
+
+@dataclass
+class Group:
+    value: str  # the error class or job type ('' when the job has none)
+    count: int
+    sample: str  # one error message of the group
+
+
+@dataclass
+class Grouping:
+    groups: list[Group]  # largest first
+    counted: int  # entries read
+    complete: bool  # False: the set holds more than LIMIT entries
+
+
+class Groups:
+    SCAN = 2000  # members one counting step reads inside Redis
+    LIMIT = 200_000  # members one count reads at most
+
+    _count = Script(GROUP_COUNT)
+    _act = Script(GROUP_ACT)
+
+    def __init__(self, store, clock) -> None:
+        self.store = store
+        self.clock = clock
+        self.redis = store.redis
+        self.prefix = store.prefix
+
+    async def count(self, name: str, by: str) -> Grouping:
+        """The entries of ``name`` counted by error class or job type."""
+        _check(name, by)
+        groups: dict[str, Group] = {}
+        index, counted = 0, 0
+        while index >= 0 and counted < self.LIMIT:
+            flat = await self._count(self.redis, (self.prefix + name, index, self.SCAN, by))
+            nxt = int(flat[0])
+            for i in range(1, len(flat), 3):
+                value = _text(flat[i])
+                n = int(flat[i + 1])
+                counted += n
+                group = groups.setdefault(value, Group(value, 0, _text(flat[i + 2])))
+                group.count += n
+            index = nxt
+        ordered = sorted(groups.values(), key=lambda g: (-g.count, g.value))
+        return Grouping(ordered, counted, index < 0)
+
+    async def act(self, name: str, by: str, value: str, op: str) -> int:
+        """``retry`` (back into its queue now) or ``delete`` every entry of
+        ``name`` whose error class / job type is ``value``; returns how many."""
+        _check(name, by)
+        if op not in OPS:
+            raise ValueError(f"invalid action: {op}")
+        now = self.clock.seconds()
+        args = [self.prefix, self.store.origin, name]
+        rest = [by, value, op, format_time(now), repr(now + DEAD_TTL)]
+        cursor, done = b"0", 0
+        while True:
+            cursor, n = await self._act(self.redis, (*args, cursor, *rest))
+            done += int(n)
+            if cursor in (b"0", "0", 0):
+                break
+        what = "error class" if by == "errtype" else "job type"
+        log.info(
+            "Operator {op} {n} job(s) of {what} {value!r} in {name}",
+            op="retried" if op == "retry" else "deleted",
+            n=done,
+            what=what,
+            value=value,
+            name=name,
+        )
+        return done
+
+
+def _check(name: str, by: str) -> None:
+    if name not in SETS:
+        raise ValueError(f"unknown set: {name}")
+    if by not in BY:
+        raise ValueError(f"cannot group by {by!r}")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
