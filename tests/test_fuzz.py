@@ -1,8 +1,9 @@
 """Fuzz the work protocol of a live server over real sockets (hypothesis, a
 bounded number of examples): random bytes, random lines and JSON-ish
-commands, before and after HELLO.  Nothing may crash the server, no Python
-traceback may reach a client, and jobs pushed before the fuzzing must all
-still be there afterwards."""
+commands (with numbers beyond their Go type, NaN/Infinity, lone surrogates
+and nesting past 10 000 levels), before and after HELLO.  Nothing may crash
+the server, no Python traceback or internal error may reach a client, and
+jobs pushed before the fuzzing must all still be there afterwards."""
 
 from __future__ import annotations
 
@@ -45,11 +46,55 @@ job_keys = st.sampled_from(
     ["jid", "jobtype", "args", "queue", "at", "retry", "reserve_for", "custom", "priority", "wid"]
 )
 jobish = st.dictionaries(job_keys, json_values, max_size=6)
+# What no Python value dumps to: numbers beyond float64 and int64, the
+# non-finite constants, lone surrogate escapes, and nesting up to and past
+# Go's limit of 10 000 levels (a line stays under the 64 KiB limit below).
+odd_number = st.sampled_from(
+    ["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "9" * 400, "9223372036854775808", "1.0"]
+)
+odd_string = st.sampled_from([r'"\ud800"', r'"\udfff\ud800x"', r'"\uDBFF"'])
+deep = st.builds(
+    lambda n, opener, inner: opener * n + inner + {"[": "]", '{"a":': "}"}[opener] * n,
+    st.sampled_from([9_000, 9_999, 10_000, 10_001, 20_000, 30_000]),
+    st.sampled_from(["[", '{"a":']),
+    st.sampled_from(["", "1", "null"]),
+) | st.builds(lambda n: "[" * n, st.integers(1_000, 60_000))
+odd_value = odd_number | odd_string | deep
+odd_job = st.builds(
+    lambda job, key, value: json.dumps(job)[:-1] + ("," if job else "") + f'"{key}":{value}}}',
+    jobish,
+    st.sampled_from(
+        [
+            "args",
+            "custom",
+            "retry",
+            "reserve_for",
+            "priority",
+            "backtrace",
+            "failure",
+            "rss_kb",
+            "wid",
+            "jid",
+            "JID",
+            "Args",
+            "filter",
+            "labels",
+            "v",
+            "pid",
+        ]
+    ),
+    odd_value
+    | odd_value.map(lambda v: "[" + v + "]")
+    | odd_value.map(lambda v: '{"retry_count":' + v + "}"),
+)
 json_text = st.one_of(
     json_values.map(json.dumps),
     jobish.map(json.dumps),
     st.lists(jobish, max_size=3).map(json.dumps),
     st.text(alphabet='{}[]":,0123456789.-etrufalsn \\', max_size=40),
+    odd_job,
+    odd_job.map(lambda j: "[" + j + "]"),
+    odd_value,
 )
 command = st.builds(
     lambda verb, arg: f"{verb} {arg}".encode("utf-8", "surrogatepass"),
