@@ -19,13 +19,81 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 4000
 
 
+def make_certs(directory: str) -> dict[str, str]:
+    """A throw-away CA and a certificate for 127.0.0.1 signed by it (openssl CLI)."""
+    paths = {k: os.path.join(directory, f"{k}.pem") for k in ("ca", "ca-key", "cert", "key")}
+    ext = os.path.join(directory, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fk-test-ca",
+        "-keyout",
+        paths["ca-key"],
+        "-out",
+        paths["ca"],
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        paths["key"],
+        "-out",
+        os.path.join(directory, "cert.csr"),
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        paths["ca"],
+        "-CAkey",
+        paths["ca-key"],
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        ext,
+        "-out",
+        paths["cert"],
+    )
+    return paths
+
+
 def redis_call(
-    port: int, *args: str, password: str | None = None, timeout: float = 2.0, db: int = 0
+    port: int,
+    *args: str,
+    password: str | None = None,
+    timeout: float = 2.0,
+    db: int = 0,
+    ca: str | None = None,
 ):
-    """One command over a fresh connection; returns the decoded reply."""
+    """One command over a fresh connection (TLS when ``ca`` is given); returns
+    the decoded reply."""
     import hiredis
 
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        s = raw
+        if ca:
+            import ssl
+
+            s = ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname="127.0.0.1")
         commands = ([("AUTH", password)] if password else []) + [("SELECT", str(db))] * bool(db)
         commands += [args]
         s.sendall(b"".join(hiredis.pack_command(c) for c in commands))
@@ -49,6 +117,7 @@ class RedisHA:
         password: str | None = None,
         sentinel_password: str | None = None,
         sentinels: int = 3,
+        tls: bool = False,
     ):
         self.dir = short_tmpdir("fkha")
         self.password = password
@@ -56,12 +125,25 @@ class RedisHA:
         self.ports = {"primary": free_port(), "replica": free_port()}
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
         self.procs: dict[str, subprocess.Popen] = {}
+        self.certs = make_certs(self.dir) if tls else None
+        self.ca = self.certs["ca"] if tls else None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{auth}{hosts}/{SERVICE}"
+        scheme = "rediss+sentinel" if self.certs else "redis+sentinel"
+        return f"{scheme}://{auth}{hosts}/{SERVICE}"
+
+    def _listen(self, port: int) -> str:
+        """The port lines of a config: plain, or TLS only (with replication over TLS)."""
+        if not self.certs:
+            return f"port {port}\n"
+        c = self.certs
+        return (
+            f"port 0\ntls-port {port}\ntls-cert-file {c['cert']}\ntls-key-file {c['key']}\n"
+            f"tls-ca-cert-file {c['ca']}\ntls-auth-clients no\ntls-replication yes\n"
+        )
 
     def _spawn(self, name: str, conf: str, *extra: str) -> None:
         path = os.path.join(self.dir, f"{name}.conf")
@@ -76,7 +158,7 @@ class RedisHA:
         d = os.path.join(self.dir, name)
         os.makedirs(d, exist_ok=True)
         conf = (
-            f"port {port}\nbind 127.0.0.1\ndir {d}\nappendonly yes\nappendfsync everysec\n"
+            f"{self._listen(port)}bind 127.0.0.1\ndir {d}\nappendonly yes\nappendfsync everysec\n"
             "save ''\nmaxmemory-policy noeviction\nrepl-diskless-sync no\n"
         )
         if self.password:
@@ -92,7 +174,7 @@ class RedisHA:
         )
         for i, port in enumerate(self.sentinel_ports):
             conf = (
-                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"{self._listen(port)}bind 127.0.0.1\ndir {self.dir}\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {p} 2\n"
                 f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
@@ -117,11 +199,13 @@ class RedisHA:
         return self
 
     def sentinel_info(self, port: int) -> dict:
-        flat = redis_call(port, "SENTINEL", "MASTER", SERVICE, password=self.sentinel_password)
+        flat = redis_call(
+            port, "SENTINEL", "MASTER", SERVICE, password=self.sentinel_password, ca=self.ca
+        )
         return dict(zip(flat[::2], flat[1::2]))
 
     def call(self, name: str, *args: str, db: int = 0):
-        return redis_call(self.ports[name], *args, password=self.password, db=db)
+        return redis_call(self.ports[name], *args, password=self.password, db=db, ca=self.ca)
 
     def primary_port(self) -> int:
         addr = redis_call(
@@ -130,6 +214,7 @@ class RedisHA:
             "get-master-addr-by-name",
             SERVICE,
             password=self.sentinel_password,
+            ca=self.ca,
         )
         return int(addr[1])
 

@@ -205,3 +205,23 @@ def test_parse_url_reads_hosts_passwords_service_db_and_tls():
     assert (spec.service, spec.password, spec.db, spec.tls) == ("mymaster", "p@ss", 2, True)
     plain = parse_url("redis+sentinel://h:1/svc")
     assert (plain.password, plain.db, plain.tls) == (None, 0, False)
+
+
+def test_rediss_sentinel_speaks_tls_to_the_sentinels_and_redis():
+    ha = RedisHA(tls=True).start()
+    # The throw-away CA is trusted through OpenSSL's SSL_CERT_FILE.
+    srv = ServerProcess(
+        web=False,
+        args=["--config-dir", config_dir(""), "--redis-url", ha.url],
+        env={"SSL_CERT_FILE": ha.ca},
+    )
+    srv.start()
+    try:
+        assert ha.url.startswith("rediss+sentinel://")
+        c = srv.client()
+        assert c.push(queue="tls")[1] == "OK"
+        assert ha.call("replica", "LLEN", "fk:q:tls:5") == 1  # WAIT over TLS replication
+        assert "Writes are answered once 1 replica(s) have them" in srv.log()
+    finally:
+        srv.stop()
+        ha.stop()
