@@ -130,9 +130,24 @@ def test_without_wait_replicas_no_wait_is_sent(pair):
 def test_sentinel_with_passwords_and_a_db_follows_a_demoted_primary():
     ha = RedisHA(password="redis-pw", sentinel_password="sentinel-pw").start()
     url = ha.url.replace("/fkha", "/fkha/3")
-    srv = serve(url, '[redis]\nsentinel_password = "sentinel-pw"\n')
+    srv = ServerProcess(
+        web=False,
+        args=["--config-dir", config_dir('[redis]\nsentinel_password = "sentinel-pw"\n')]
+        + ["--redis-url", url, "--workers", "2"],
+    )
     srv.start()
     try:
+        # The --workers child got the URL, but not on its command line.
+        ha.wait(lambda: "Started server worker 1 (pid" in srv.log(), 10)
+        pid = int(srv.log().split("Started server worker 1 (pid ")[1].split(")")[0])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert b"redis-pw" not in f.read()
+        ha.wait(
+            lambda: (
+                "worker 1: " in srv.log() and "server ready" in srv.log().split("worker 1: ", 1)[1]
+            ),
+            20,
+        )
         c = srv.client()
         assert c.push(queue="d")[1] == "OK"
         assert ha.call("primary", "LLEN", "fk:q:d:5", db=3) == 1
