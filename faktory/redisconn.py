@@ -1,4 +1,6 @@
-"""The command connection to Redis: one pipelined txredisapi connection.
+"""The connections to Redis: ``connect`` opens the pipelined command
+connection (``RedisClient``) and the pub/sub connection for a URL (plain,
+TLS, unix socket, or Sentinel: see ``faktory.sentinel``).
 
 Every PUSH, FETCH and ACK costs one Redis command, so the per-command cost of
 the client is paid three times per job.  We use txredisapi's protocol
@@ -344,6 +346,10 @@ class RedisClient:
             d.callback(result)
 
     def _wait_failed(self, failure, held: list) -> None:
+        if failure.check(txredisapi.ResponseError):
+            # A Redis (or proxy) without WAIT: say so in every answer.
+            log.error("Redis refused WAIT: {e}", e=failure.getErrorMessage())
+            failure = StorageUnavailable(f"WAIT failed: {failure.getErrorMessage()}")
         for d, _ in held:
             d.errback(failure)
 
@@ -356,3 +362,100 @@ class RedisClient:
         if proto is None:
             return defer.fail(StorageUnavailable("not connected"))
         return proto.execute_command(*args)
+
+
+REPLY_TIMEOUT = 10  # seconds; a dead Redis must not hang a client forever
+RECONNECT_DELAY = (0.1, 1.0)  # first and longest wait between reconnection attempts
+
+
+async def connect(
+    url: str, reactor, on_notify, prefix: str = "fk:", sentinel_password: str | None = None
+):
+    """Open the command connection and the pub/sub connection for ``url``.
+
+    ``url`` is ``unix:///path/redis.sock``, ``redis[s]://[:password@]host:port[/db]``
+    or ``redis[s]+sentinel://[:password@]host:port,.../service[/db]`` (see
+    ``faktory.sentinel``: both connections then follow the primary).
+    Returns ``(redis, subscriber)``: ``redis.execute_command`` fails fast with
+    StorageUnavailable while Redis is away (see ``redisconn``);
+    ``on_notify(message)`` gets every ``notify`` message.
+    """
+    from urllib.parse import unquote, urlparse
+
+    from twisted.internet import endpoints
+
+    from . import sentinel
+
+    spec = None
+    parsed = urlparse(url)
+    if sentinel.is_sentinel_url(url):
+        spec = sentinel.parse_url(url)
+        spec.sentinel_password = sentinel_password or None
+        password, db = spec.password, spec.db
+        endpoint = sentinel.SentinelEndpoint(reactor, spec)
+    else:
+        password = unquote(parsed.password) if parsed.password else None
+        db = int(parsed.path.strip("/") or 0) if parsed.scheme != "unix" else 0
+    if spec is not None:
+        pass  # endpoint set above
+    elif parsed.scheme == "unix":
+        endpoint = endpoints.UNIXClientEndpoint(reactor, parsed.path)
+    elif parsed.scheme in ("redis", "tcp", "rediss"):
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
+        endpoint = endpoints.HostnameEndpoint(reactor, host, port)
+        if parsed.scheme == "rediss":
+            from twisted.internet.ssl import optionsForClientTLS
+
+            endpoint = endpoints.wrapClientTLS(optionsForClientTLS(host), endpoint)
+    else:
+        raise ValueError(
+            f"unsupported Redis URL scheme {parsed.scheme!r}: use unix:///path, "
+            "redis://host:port/db or redis+sentinel://host:port,.../service"
+        )
+
+    channel = prefix + "notify"
+    current: list = [None]  # the subscriber's live connection (dropped on a failover)
+
+    class Subscriber(txredisapi.SubscriberProtocol):
+        def connectionMade(self):
+            current[0] = self
+            d = super().connectionMade()
+            d.addCallback(lambda _: self.subscribe(channel))
+            d.addErrback(lambda f: log.failure("Cannot subscribe to {c}", f, c=channel))
+            return d
+
+        def messageReceived(self, pattern, channel, message):
+            on_notify(message)
+
+    from twisted.application.internet import ClientService, backoffPolicy
+    from twisted.internet.protocol import Factory
+
+    factory = Factory()
+    factory.protocol = lambda: Subscriber(charset=None, password=password, convertNumbers=False)
+    subscriber = ClientService(
+        endpoint, factory, retryPolicy=backoffPolicy(*RECONNECT_DELAY), clock=reactor
+    )
+    subscriber.startService()
+    await subscriber.whenConnected()
+    redis = RedisClient(endpoint, reactor, password, db, REPLY_TIMEOUT, RECONNECT_DELAY)
+    if spec is not None:
+        redis.require_primary = True
+
+        def on_switch(host: str, port: int) -> None:
+            # Leave the demoted primary now (a connection already made to the
+            # new one stays); both ask the Sentinels again on their next attempt.
+            for proto in (redis._proto, current[0]):
+                if proto is None or proto.transport is None:
+                    continue
+                peer = proto.transport.getPeer()
+                if (getattr(peer, "host", None), getattr(peer, "port", None)) != (host, port):
+                    if proto is redis._proto:
+                        redis.drop(reason="failover: Sentinel switched the primary")
+                    else:
+                        proto.transport.abortConnection()
+
+        watcher = sentinel.SwitchWatcher(reactor, spec, on_switch)
+        redis.companions.append(watcher)
+        watcher.start()
+    await redis.start()
+    return redis, subscriber

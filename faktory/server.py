@@ -19,9 +19,10 @@ from .errors import StorageUnavailable
 from .manager import Manager
 from .plugin import WebPage
 from .protocol import FaktoryFactory
+from .redisconn import connect
 from .redisproc import RedisProcess, find_redis_server
 from .sentinel import is_sentinel_url
-from .store import Store, connect
+from .store import Store
 from .workers import Workers
 
 log = Logger()

@@ -128,6 +128,13 @@ def test_failover_drill_loses_no_acknowledged_job(ha):
             jid, reply = c.push(queue="drill", jobtype="Drill", at=at)
             assert reply == "OK"
             drill.pushed_ok[jid] = time.monotonic()
+        # State that must come through the switch: a unique lock, a retry.
+        unique = {"queue": "drill-u", "jobtype": "Unique", "custom": {"unique_for": 600}}
+        assert c.push(**unique)[1] == "OK"
+        fc = Client(port=b.port, wid="drill-fail")
+        fjid, _ = fc.push(queue="drill-f", retry=5)
+        assert fc.fetch("drill-f")["jid"] == fjid
+        assert fc.call(json.dumps({"jid": fjid, "message": "x"}).join(["FAIL ", ""])) == "OK"
         threads = [threading.Thread(target=drill.producer, args=(n,)) for n in range(2)]
         threads += [threading.Thread(target=drill.worker, args=(n,)) for n in range(2)]
         for t in threads:
@@ -158,6 +165,8 @@ def test_failover_drill_loses_no_acknowledged_job(ha):
         for t in threads:
             t.join(15)
         woken = fetch_woken(b.port, a.port)
+        duplicate = Client(port=a.port).push(**unique)[1]
+        retries = ha.call("replica", "ZRANGE", "fk:retries", "0", "-1")
         info = Client(port=b.port).info()
         print(
             f"drill: pushed {len(drill.pushed_ok)} (+OK), handed out {len(drill.handed)} "
@@ -171,6 +180,8 @@ def test_failover_drill_loses_no_acknowledged_job(ha):
         assert all("Redis is unavailable" in e for e in drill.push_errors), set(drill.push_errors)
         assert ha.primary_port() == ha.ports["replica"]
         assert isinstance(woken, str) and json.loads(woken)["queue"].startswith("wake-"), woken
+        assert duplicate.startswith("NOTUNIQUE"), duplicate  # the lock survived
+        assert len(retries) == 1 and json.loads(retries[0])["jid"] == fjid
         # ACKs were replicated too: the counter has every one that was answered.
         assert info["faktory"]["total_processed"] >= drill.acked
         assert "failover of" in a.log() and "failover of" in b.log()

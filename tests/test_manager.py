@@ -21,7 +21,8 @@ from faktory import job as jobs
 from faktory.errors import CommandError
 from faktory.failure import retry_delay
 from faktory.manager import FETCH_WAIT, Manager
-from faktory.store import Store, connect
+from faktory.redisconn import connect
+from faktory.store import Store
 
 DAY = 86400
 

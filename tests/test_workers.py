@@ -9,7 +9,8 @@ import uuid
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from faktory.store import Store, connect
+from faktory.redisconn import connect
+from faktory.store import Store
 from faktory.workers import HEARTBEAT_TTL, Workers
 
 
