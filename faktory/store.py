@@ -49,6 +49,7 @@ from twisted.logger import Logger
 
 from .errors import gather
 from .namespace import glob_escape
+from .redisconn import connect  # noqa: F401 - it lived here; kept importable
 
 log = Logger()
 
