@@ -171,3 +171,24 @@ def test_retries_grouped_by_error_class_retry_one_class(ui, client, server):
     assert client.info()["faktory"]["sets"]["retries"] == 1
     ui.open(f"/job/{declined}")
     assert ui.one("#job-where").text.startswith("Retries")
+
+
+def test_queue_filter_and_it_stays_live(ui, client):
+    fast_polling(ui)
+    for i in range(3):
+        client.push(queue="inbox", jobtype="Mail", args=[f"ann{i}@example.com"])
+        client.push(queue="inbox", jobtype="Sms", args=[f"+4917{i}"])
+    ui.open("/queues/inbox")
+    ui.one('.filters input[name="jobtype"]').send_keys("Sms")
+    ui.click(ui.one('.filters button[type="submit"]'))
+    assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in ui.css("tbody tr")] == ["Sms"] * 3
+    ui.d.execute_script("window.__same_page = 1")
+    late, _ = client.push(queue="inbox", jobtype="Sms", args=["+49999"])
+    client.push(queue="inbox", jobtype="Mail", args=["late@example.com"])
+    wait(ui, lambda: len(ui.css("tbody tr")) == 4)
+    assert late in ui.one("tbody").text and "late@example.com" not in ui.one("main").text
+    assert ui.d.execute_script("return window.__same_page") == 1
+    ui.one('.filters input[name="jobtype"]').clear()
+    ui.one('.filters input[name="q"]').send_keys("ANN1@")
+    ui.click(ui.one('.filters button[type="submit"]'))
+    assert len(ui.css("tbody tr")) == 1 and "ann1@example.com" in ui.one("tbody").text

@@ -271,3 +271,48 @@ async def test_dead_groups_and_bounded_count(web, monkeypatch):
     assert "Operator retried 3 job(s) of error class 'Timeout' in dead" in "".join(logged)
     assert [j["failure"]["errtype"] for j in await web.zset("dead")] == ["Stripe::CardError"] * 2
     assert await web.store.queue_sizes(["work"]) == {"work": 3}
+
+
+# -- queue filters ---------------------------------------------------------------------
+def jids_in(html: str) -> list[str]:
+    return re.findall(r"<td><code>([^<]+)</code></td>", html)
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_filters_by_jid_jobtype_and_text(web, monkeypatch):
+    monkeypatch.setattr(Finder, "SCAN", 4)  # matches gathered over several steps
+    mails = [
+        await web.push(queue="mix", jobtype="Mail", args=[f"user{i}@Example.com"]) for i in range(6)
+    ]
+    others = [
+        await web.push(queue="mix", jobtype="Resize", priority=9, args=[f"img-{i}.png"])
+        for i in range(4)
+    ]
+    # A job mentioning another's jid is not that job.
+    await web.push(queue="mix", jobtype="Audit", args=[{"jid": mails[0]["jid"]}])
+    _, html = await web.get("/queues/mix")
+    assert 'name="jobtype"' in html and 'name="jid"' in html and 'name="q"' in html
+    _, html = await web.get("/queues/mix?jobtype=Mail")
+    assert jids_in(html) == [j["jid"] for j in reversed(mails)]
+    assert "Matching jobs (of 11)" in text_of(html)
+    _, html = await web.get(f"/queues/mix?jid={mails[0]['jid']}")
+    assert jids_in(html) == [mails[0]["jid"]]
+    _, html = await web.get("/queues/mix?q=USER3%40example")
+    assert jids_in(html) == [mails[3]["jid"]]
+    _, html = await web.get("/queues/mix?jobtype=Resize&q=IMG-2")
+    assert jids_in(html) == [others[2]["jid"]]
+    _, html = await web.get("/queues/mix?jobtype=Nothing")
+    assert "No jobs match this filter." in html
+    # Paging a filtered list: previous/next only, the filter kept in the links.
+    for i in range(30):
+        await web.push(queue="many", jobtype="Bulk" if i % 2 else "Other", args=[i])
+    _, page1 = await web.get("/queues/many?jobtype=Bulk")
+    _, page2 = await web.get("/queues/many?jobtype=Bulk&page=2")
+    assert len(jids_in(page1)) == 15 and len(jids_in(page2)) == 0
+    for i in range(30, 52):
+        await web.push(queue="many", jobtype="Bulk", args=[i])
+    _, page1 = await web.get("/queues/many?jobtype=Bulk")
+    _, page2 = await web.get("/queues/many?jobtype=Bulk&page=2")
+    assert len(jids_in(page1)) == 25 and len(jids_in(page2)) == 12
+    assert 'href="/queues/many?jobtype=Bulk&amp;page=2"' in page1
+    assert not set(jids_in(page1)) & set(jids_in(page2))

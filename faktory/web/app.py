@@ -22,9 +22,11 @@ from twisted.web.template import Tag, flattenString
 from .. import FAKTORY_COMPAT_VERSION
 from ..errors import StorageUnavailable, gather
 from ..job import QUEUE_NAME, format_time
+from ..locate import Finder
 from . import display, i18n, layout, pages
 from .guard import Guard, script_prefix
 from .live import control as live_control
+from .queue_filter import QueueFilter
 
 log = Logger()
 
@@ -267,16 +269,31 @@ class WebUI:
             return self._redirect(request, "/queues")
         page = _page(request)
         admin = self.server.admin
-        total, rows = await admin.queue_page(name, (page - 1) * layout.PER_PAGE, layout.PER_PAGE)
+        filters = QueueFilter.from_args(lambda k: _arg(request, k))
+        more = False
+        if filters:
+            total = ctx.info["faktory"]["queues"][name]
+            rows, more = await Finder(self.server.store).queue_filter(
+                name,
+                (page - 1) * layout.PER_PAGE,
+                layout.PER_PAGE,
+                filters.jid,
+                filters.jobtype,
+                filters.text,
+            )
+        else:
+            total, rows = await admin.queue_page(
+                name, (page - 1) * layout.PER_PAGE, layout.PER_PAGE
+            )
         last = max(1, (total + layout.PER_PAGE - 1) // layout.PER_PAGE)
-        if page > last:
+        if page > last and not filters:
             page = last
             total, rows = await admin.queue_page(
                 name, (page - 1) * layout.PER_PAGE, layout.PER_PAGE
             )
         entries = [(pri, raw, display.decode_job(raw)) for pri, raw in rows]
         paused = name in await _await(admin.paused_queues())
-        body = pages.queue(ctx, name, total, entries, page, paused, queue_token)
+        body = pages.queue(ctx, name, total, entries, page, paused, queue_token, filters, more)
         toggle = layout.post_form(
             ctx,
             f"/queues/{name}",

@@ -12,7 +12,7 @@ from twisted.web.template import Tag
 
 from .. import FAKTORY_COMPAT_VERSION, __version__
 from ..job import DEAD_TTL
-from . import display
+from . import display, queue_filter
 from .i18n import N_
 from .layout import (
     PER_PAGE,
@@ -29,6 +29,7 @@ from .layout import (
     tags,
     when,
 )
+from .queue_filter import QueueFilter
 
 HISTORY_DAYS = (1, 7, 30, 90, 180)
 
@@ -190,9 +191,18 @@ def queue(
     page: int,
     paused: bool,
     token_of,
+    filters: QueueFilter | None = None,
+    more: bool = False,
 ) -> Tag:
+    """``filters`` set: ``entries`` are matches (``total`` is the queue's
+    size, ``more`` whether matches follow this page)."""
+    filters = filters or QueueFilter()
+    if filters:
+        count = ctx._("Matching jobs (of {n})", n=ctx.number(total))
+    else:
+        count = ctx.ngettext("{n} job.", "{n} jobs.", total)
     head = tags.p(
-        ctx.ngettext("{n} job.", "{n} jobs.", total),
+        count,
         " ",
         ctx._("Lowest priority first, newest first within a priority: the last row runs next."),
         " ",
@@ -200,7 +210,11 @@ def queue(
         class_="muted",
         **{"data-live": "summary"},
     )
+    path = f"/queues/{name}"
+    head = tags.div(head, queue_filter.form(ctx, path, filters), class_="list-head")
     if not entries:
+        if filters:
+            return tags.div(head, empty(ctx._("No jobs match this filter.")))
         return tags.div(head, empty(ctx._("This queue is empty.")))
     trs = []
     for priority, raw, job in entries:
@@ -249,7 +263,9 @@ def queue(
         ),
         hidden={"page": page},
     )
-    return tags.div(head, form, pager(ctx, f"/queues/{name}", page, last, False))
+    if filters:
+        return tags.div(head, form, pager(ctx, path, page, None, more, filters.params()))
+    return tags.div(head, form, pager(ctx, path, page, last, False))
 
 
 def _details(ctx: Ctx, job: dict) -> Tag:
