@@ -22,6 +22,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from . import wire
+from .authlimit import AuthFailures
 from .errors import CommandError, StorageUnavailable
 from .fastwrite import send_now
 from .job import JobError, dumps
@@ -32,6 +33,7 @@ log = Logger()
 HANDSHAKE_TIMEOUT = 2.0
 MAX_PENDING = 256  # queued lines before we stop reading from a pipelining client
 MAX_UNIDENTIFIED = 1000  # connections allowed at once before their HELLO
+MAX_HELLO_LENGTH = 8192  # the longest line accepted before HELLO succeeds
 
 
 class _OK:
@@ -100,7 +102,9 @@ class FaktoryProtocol(LineReceiver):
     # -- connection lifecycle -------------------------------------------------
     def connectionMade(self) -> None:
         server = self.factory.server
-        self.MAX_LENGTH = server.max_line_length
+        # Until HELLO succeeds a client may send one short line, not the
+        # 16 MiB a PUSH may take: strangers cannot make us buffer megabytes.
+        self.MAX_LENGTH = MAX_HELLO_LENGTH
         if hasattr(self.transport, "setTcpNoDelay"):
             # Replies are whole and waited for: send them now, as Go's server does.
             self.transport.setTcpNoDelay(True)
@@ -113,6 +117,8 @@ class FaktoryProtocol(LineReceiver):
                 encode_error(f"too many connections: {self.factory.unidentified} unidentified")
             )
             self.transport.loseConnection()
+            return
+        if self._shut_out():
             return
         greeting: dict[str, Any] = {"v": 2}
         if server.password:
@@ -154,8 +160,33 @@ class FaktoryProtocol(LineReceiver):
             self.transport.pauseProducing()
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        if not self.identified:
+            self._hello_failed(
+                "HELLO too long", f"line too long (max {self.MAX_LENGTH} bytes before HELLO)"
+            )
+            return
         self.transport.write(encode_error(f"line too long (max {self.MAX_LENGTH} bytes)"))
         self.transport.loseConnection()
+
+    def _shut_out(self) -> bool:
+        """Refuse a client whose address failed HELLO too often lately, before
+        any password hashing; True if it was refused."""
+        left = self.factory.auth_failures.blocked_for(self.transport.getPeer())
+        if not left:
+            return False
+        self.transport.write(
+            encode_error(f"too many failed HELLOs from your address: try again in {left:.0f} s")
+        )
+        self.transport.loseConnection()
+        return True
+
+    def _hello_failed(self, reason: str, reply: str):
+        """Refuse a HELLO and close; counted against the client's address and
+        logged with it (never with what the client sent)."""
+        self.factory.auth_failures.failed(self.transport.getPeer(), reason)
+        self.transport.write(encode_error(reply))
+        self.transport.loseConnection()
+        return _NO_REPLY
 
     # -- line handling --------------------------------------------------------
     def lineReceived(self, line: bytes) -> None:
@@ -271,23 +302,23 @@ class FaktoryProtocol(LineReceiver):
     async def _hello(self, line: bytes):
         server = self.factory.server
         if not line.startswith(b"HELLO {"):
-            self.transport.write(encode_error("expected HELLO, the connection must start with it"))
-            self.transport.loseConnection()
-            return _NO_REPLY
+            return self._hello_failed(
+                "no HELLO", "expected HELLO, the connection must start with it"
+            )
         try:
             hello = wire.decode(wire.text(line[6:]), wire.HELLO)
             v = hello.get("v", 0)
         except ValueError as e:
-            self.transport.write(encode_error(f"invalid HELLO: {e}"))
-            self.transport.loseConnection()
-            return _NO_REPLY
+            return self._hello_failed("invalid HELLO", f"invalid HELLO: {e}")
         if server.password:
+            if self._shut_out():  # failed on other connections meanwhile: no hashing
+                return _NO_REPLY
             iterations = self._iterations if v >= 2 else 1
             expected = password_hash(server.password, self._salt, iterations)
             if not hmac.compare_digest(expected, str(hello.get("pwdhash") or "")):
-                self.transport.write(encode_error("Invalid password"))
-                self.transport.loseConnection()
-                return _NO_REPLY
+                return self._hello_failed("invalid password", "Invalid password")
+        self.MAX_LENGTH = server.max_line_length
+        self.factory.auth_failures.succeeded(self.transport.getPeer())
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         self.hello = hello
@@ -445,6 +476,7 @@ class FaktoryFactory(protocol.Factory):
         self.server = server
         self.in_flight = 0  # commands waiting for their reply (server.stopService drains them)
         self.unidentified = 0  # connections that have not said HELLO yet
+        self.auth_failures = AuthFailures(server.clock, "HELLO")
         self.commands: dict[bytes, Command] = {
             verb.encode(): fn for verb, fn in self.BUILTIN.items()
         }

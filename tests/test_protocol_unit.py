@@ -6,6 +6,7 @@ so the exact bytes written, and whether the connection was closed, are visible.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import uuid
@@ -14,11 +15,13 @@ import pytest
 import pytest_twisted
 from inproc import start_server, until, until_true
 from twisted.internet import task
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from faktory.protocol import password_hash
 from helpers import pwdhash
 
+_PEERS = itertools.count(1)
 VECTOR = ("foobar", "55104dc76695721d", 1545)
 VECTOR_HASH = "6d877f8e5544b1f2598768f817413ab8a357afffa924dedae99eb91472d4ec30"
 
@@ -35,7 +38,11 @@ class Conn:
 
     def __init__(self, server) -> None:
         self.proto = server.factory.buildProtocol(None)
-        self.tr = StringTransport()
+        # Each its own client address: failed HELLOs count per address.
+        n = next(_PEERS)
+        self.tr = StringTransport(
+            peerAddress=IPv4Address("TCP", f"10.{n >> 16}.{n >> 8 & 255}.{n & 255}", 1)
+        )
         self.proto.makeConnection(self.tr)
         self.buf = b""
 

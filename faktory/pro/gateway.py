@@ -28,6 +28,8 @@ from typing import Any
 from twisted.internet import endpoints, protocol
 from twisted.logger import Logger
 
+from ..authlimit import AuthFailures
+
 log = Logger()
 
 AUTH_TIMEOUT = 10.0  # seconds a connection may stay unauthenticated
@@ -165,6 +167,11 @@ class GatewayProtocol(protocol.Protocol):
         gw = self.factory.gateway
         gw.connections.add(self)
         self.timer = gw.reactor.callLater(AUTH_TIMEOUT, self.transport.abortConnection)
+        left = gw.failures.blocked_for(self.transport.getPeer())
+        if left:
+            self._refuse(
+                b"-ERR too many failed AUTHs from your address: try again in %d s\r\n" % left
+            )
 
     def connectionLost(self, reason: Any = None) -> None:
         self.factory.gateway.connections.discard(self)
@@ -219,6 +226,9 @@ class GatewayProtocol(protocol.Protocol):
 
     def _authenticate(self, command: list[bytes]) -> None:
         """Ask Redis: it checks the password of the gateway's ACL user."""
+        if self.factory.gateway.failures.blocked_for(self.transport.getPeer()):
+            self._refuse(b"-ERR too many failed AUTHs from your address\r\n")
+            return
         self.auth_command = encode_command(command)
         self.transport.pauseProducing()
         gw = self.factory.gateway
@@ -236,10 +246,7 @@ class GatewayProtocol(protocol.Protocol):
         """Redis's reply to the AUTH (or HELLO ... AUTH): an error refuses the
         client, anything else lets it through."""
         if data.startswith(b"-"):
-            log.warn(
-                "Redis gateway: authentication refused for {peer}",
-                peer=_peer(self.transport),
-            )
+            self.factory.gateway.failures.failed(self.transport.getPeer(), "wrong password")
             self._refuse(data if data.startswith(b"-WRONGPASS") else WRONGPASS)
             return
         self.authed = True
@@ -268,17 +275,12 @@ def _user(name: bytes) -> bytes:
     return GATEWAY_USER.encode() if name == b"default" else name
 
 
-def _peer(transport) -> str:
-    peer = transport.getPeer()
-    host = getattr(peer, "host", None)
-    return f"{host}:{peer.port}" if host is not None else str(peer)
-
-
 class Gateway:
     """A listening gateway for one server."""
 
     def __init__(self, reactor, socket_path: str) -> None:
         self.reactor = reactor
+        self.failures = AuthFailures(reactor, "Redis gateway AUTH")
         self.backend = endpoints.UNIXClientEndpoint(reactor, socket_path)
         self.connections: set[GatewayProtocol] = set()
         self.port = None
