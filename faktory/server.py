@@ -13,7 +13,17 @@ from twisted.application import internet, service
 from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 
-from . import backup, datadir, multiproc, namespace, plugins, reload, replication, startup
+from . import (
+    backup,
+    datadir,
+    multiproc,
+    namespace,
+    plugins,
+    reload,
+    replication,
+    retention,
+    startup,
+)
 from .admin import Admin
 from .errors import StorageUnavailable
 from .manager import Manager
@@ -146,6 +156,7 @@ class FaktoryServer(service.MultiService):
         )
         await namespace.claim(self.redis, s.prefix)
         self.store = Store(self.redis, s.prefix, self.origin)
+        await retention.retain_history(self.store, self.reactor.seconds())
         self.manager = Manager(self.store, self.reactor)
         self.workers = Workers(self.store, self.reactor)
         self.admin = Admin(self)

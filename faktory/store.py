@@ -17,8 +17,8 @@ shared Redis stay clean):
 ``held:<jid>``             LIST   "<p> <queue> <job>" of copies of a jid fetched
                                   while another copy was reserved (see FETCH)
 ``held``                   ZSET   jids with held copies, by when last checked
-``stat:processed[:day]``   STR    counters (and daily history)
-``stat:failures[:day]``    STR
+``stat:processed[:day]``   STR    counters (and daily history, kept HISTORY_TTL:
+``stat:failures[:day]``    STR    see ``faktory.retention``)
 ``wait:<name>``            STR    set (3 s TTL) while some server has a FETCH
                                   waiting on the queue; PUSH publishes only then
 ``notify``                 chan   pub/sub channel carrying ``<origin> <queue>``
@@ -235,10 +235,20 @@ return false
 """
 )
 
+HISTORY_DAYS = 180  # days of daily counters the web UI can show
+HISTORY_TTL = (HISTORY_DAYS + 2) * 86400  # a day's counters outlive that, then go
+# A day's counter gets its TTL when the day's first job settles (INCR gives 1).
+_DAY_LUA = f"""
+local function day_count(k)
+  if redis.call('INCR', k) == 1 then redis.call('EXPIRE', k, {HISTORY_TTL}) end
+end
+"""
+
 # ARGV: prefix, jid, day.  Returns the reservation JSON, or false if none.
 ACK = (
     _THROTTLE_LUA
     + _HELD_LUA
+    + _DAY_LUA
     + """
 local p = ARGV[1]
 local res = redis.call('HGET', p .. 'working', ARGV[2])
@@ -248,7 +258,7 @@ redis.call('ZREM', p .. 'working:exp', ARGV[2])
 throttle_release(p, ARGV[2])
 unhold(p, ARGV[2])
 redis.call('INCR', p .. 'stat:processed')
-redis.call('INCR', p .. 'stat:processed:' .. ARGV[3])
+day_count(p .. 'stat:processed:' .. ARGV[3])
 return res
 """
 )
@@ -260,6 +270,7 @@ return res
 FAIL = (
     _THROTTLE_LUA
     + _HELD_LUA
+    + _DAY_LUA
     + """
 local p = ARGV[1]
 if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[4] then return 0 end
@@ -270,8 +281,8 @@ unhold(p, ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('INCR', p .. 'stat:processed')
   redis.call('INCR', p .. 'stat:failures')
-  redis.call('INCR', p .. 'stat:processed:' .. ARGV[3])
-  redis.call('INCR', p .. 'stat:failures:' .. ARGV[3])
+  day_count(p .. 'stat:processed:' .. ARGV[3])
+  day_count(p .. 'stat:failures:' .. ARGV[3])
 end
 if ARGV[5] ~= '' then redis.call('ZADD', p .. ARGV[5], ARGV[6], ARGV[7]) end
 return 1

@@ -354,6 +354,17 @@ class CronStore:
         return self.redis.execute_command("HSET", f"{self.prefix}cron:last", entry_id, slot)
 
     @defer.inlineCallbacks
+    def forget_others(self, ids: list[str]):
+        """Drop ``cron:last`` fields of entries no longer configured (an edited
+        entry has a new id), so the hash never outgrows the config."""
+        known = yield self.redis.execute_command("HKEYS", f"{self.prefix}cron:last")
+        keep = set(ids)
+        stale = [k for k in known if (k.decode() if isinstance(k, bytes) else k) not in keep]
+        if stale:
+            yield self.redis.execute_command("HDEL", f"{self.prefix}cron:last", *stale)
+        return len(stale)
+
+    @defer.inlineCallbacks
     def last_runs(self, ids: list[str]):
         if not ids:
             return {}
@@ -375,6 +386,7 @@ class CronPlugin:
         # (Redis, a middleware's bug), tried again each tick for CATCH_UP minutes.
         self.pending: dict[tuple[str, int], CronEntry] = {}
         self.failing: dict[str, str] = {}  # entry id -> error last logged
+        self.prune = True  # forget the last runs of removed entries at the next tick
 
     def setup(self, server) -> None:
         self.server = server
@@ -408,11 +420,15 @@ class CronPlugin:
             log.error("Cron config not reloaded: {e}", e=e)
             return
         self.last_slot = None
+        self.prune = True
 
     async def tick(self) -> int:
         """Enqueue every entry due in the minutes not yet evaluated, and retry
         the runs that failed for a passing reason.  One entry's failure never
         keeps the others from firing."""
+        if self.prune:
+            self.prune = False
+            await self.store.forget_others([e.id for e in self.entries])
         if not self.entries:
             return 0
         now = self.clock.seconds()

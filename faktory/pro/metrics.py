@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections import defaultdict
 from typing import Any
 from urllib.parse import urlparse
@@ -45,7 +44,7 @@ from twisted.logger import Logger
 
 from ..errors import gather
 from ..job import parse_time
-from ..store import Script
+from .jobstats import DEFAULT_LIMIT, MetricsStore, limit_setting
 
 log = Logger()
 
@@ -56,6 +55,7 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
 TAG = re.compile(r"\A[a-zA-Z][\w\-:./]*\Z")
 RESERVED_TAGS = ("host", "device", "source", "service")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+KINDS = ("ok", "fail", "us", *(f"b{i}" for i in range(len(BUCKETS) + 1)))  # hash fields
 
 
 # TOML keys this module reads, for the generated configuration reference.
@@ -69,6 +69,14 @@ CONFIG_KEYS = [
         "``DD_DOGSTATSD_URL=udp://host:port`` in the environment does the same.",
     ),
     ("statsd", "namespace", "string", '"faktory."', "Prefix of every metric name."),
+    (
+        "metrics",
+        "jobtypes",
+        "integer",
+        str(DEFAULT_LIMIT),
+        "Job types with series of their own in ``/metrics`` (1 to 10 000): the busiest "
+        'ones; the others are summed under ``jobtype="other"``.',
+    ),
     (
         "statsd",
         "tags",
@@ -103,57 +111,6 @@ CONFIG_KEYS = [
 
 class MetricsConfigError(ValueError):
     """A ``[statsd]`` setting that cannot be used; the text says which."""
-
-
-# ARGV: prefix, field, increment, field, increment...
-ADD = """
-local k = ARGV[1] .. 'metrics:jobs'
-for i = 2, #ARGV, 2 do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]) end
-return 1
-"""
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class MetricsStore:
-    """``metrics:jobs`` HASH, field ``<kind>|<jobtype>``: ``ok``/``fail``
-    execution counts, ``us`` summed microseconds, ``b<i>`` jobs whose
-    duration fell in bucket i (i = len(BUCKETS) is +Inf)."""
-
-    _add = Script(ADD)
-
-    def __init__(self, store) -> None:
-        self.store = store
-        self.redis = store.redis
-        self.prefix = store.prefix
-
-    def add(self, increments: dict[str, int]) -> defer.Deferred:
-        args: list[Any] = [self.prefix]
-        for name, n in increments.items():
-            args += [name, n]
-        return self._add(self.redis, args)
-
-    @defer.inlineCallbacks
-    def job_stats(self):
-        """{jobtype: {kind: count}}"""
-        flat = yield self.redis.execute_command("HGETALL", self.prefix + "metrics:jobs")
-        out: dict[str, dict[str, int]] = defaultdict(dict)
-        for i in range(0, len(flat), 2):
-            kind, _, jobtype = _s(flat[i]).partition("|")
-            out[jobtype][kind] = int(flat[i + 1])
-        return dict(out)
-
-    def worker_count(self) -> defer.Deferred:
-        return self.redis.execute_command("ZCARD", self.prefix + "workers").addCallback(int)
-
-    @defer.inlineCallbacks
-    def rtt(self):
-        """Seconds one PING takes."""
-        started = time.perf_counter()
-        yield self.redis.execute_command("PING")
-        return time.perf_counter() - started
 
 
 class _UDP(DatagramProtocol):
@@ -316,10 +273,11 @@ class MetricsPlugin:
     @staticmethod
     def check_config(config: dict[str, Any]) -> None:
         statsd_settings(config, dict(os.environ))
+        limit_setting(config)
 
     async def setup(self, server) -> None:
         self.server = server
-        self.store = MetricsStore(server.store)
+        self.store = MetricsStore(server.store, KINDS, limit_setting(server.settings.config))
         server.metrics = self
         server.manager.use("settled", self.on_settled)
         server.add_task("metrics-flush", 1, self.flush)
@@ -342,6 +300,10 @@ class MetricsPlugin:
             self.queue_latency = settings["queue_latency"]
             server.add_task("statsd", settings["interval"], self.send_gauges)
             log.info("Sending statsd metrics to {host}:{port}", host=host, port=settings["port"])
+
+    def reload(self, server) -> None:
+        """SIGHUP: a new ``[metrics] jobtypes`` applies at the next flush."""
+        self.store.limit = limit_setting(server.settings.config)
 
     async def shutdown(self, server) -> None:
         try:

@@ -1,0 +1,135 @@
+"""Per-jobtype execution counts and duration histograms, kept bounded.
+
+``metrics:jobs`` HASH, field ``<kind>|<jobtype>``: ``ok``/``fail`` execution
+counts, ``us`` summed microseconds, ``b<i>`` jobs whose duration fell in
+histogram bucket i.  ``metrics:jobtypes`` ZSET ranks the job types that have a
+series of their own by executions.  At most ``limit`` job types have one: the
+top ``limit`` by volume, kept with the Space-Saving rule (a new job type takes
+the place of the least busy one, whose counts move into the ``other`` series,
+and starts from that one's count), so thousands of job types never make
+``/metrics`` or the hash grow past ``limit + 1`` series.  Every change is one
+script, so servers sharing the Redis agree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from twisted.internet import defer
+
+from ..store import Script
+
+DEFAULT_LIMIT = 100  # job types with a series of their own
+MAX_LIMIT = 10_000
+OTHER = "other"
+
+# ARGV: prefix, limit, kinds (space-separated), then per job type:
+# jobtype, executions, n, then n (kind, increment) pairs.
+ADD = """
+local P, LIMIT = ARGV[1], tonumber(ARGV[2])
+local h, z = P .. 'metrics:jobs', P .. 'metrics:jobtypes'
+local kinds = {}
+for k in string.gmatch(ARGV[3], '%S+') do kinds[#kinds + 1] = k end
+local function fold(jt)
+  for _, k in ipairs(kinds) do
+    local v = redis.call('HGET', h, k .. '|' .. jt)
+    if v then
+      redis.call('HINCRBY', h, k .. '|' .. OTHER, v)
+      redis.call('HDEL', h, k .. '|' .. jt)
+    end
+  end
+end
+local i = 4
+while i <= #ARGV do
+  local jt, runs, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local target = jt
+  if jt ~= OTHER then
+    if redis.call('ZSCORE', z, jt) then
+      redis.call('ZINCRBY', z, runs, jt)
+    elseif redis.call('ZCARD', z) < LIMIT then
+      redis.call('ZADD', z, runs, jt)
+    else
+      local least = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+      fold(least[1])
+      redis.call('ZREM', z, least[1])
+      redis.call('ZADD', z, tonumber(least[2]) + runs, jt)
+    end
+  end
+  while redis.call('ZCARD', z) > LIMIT do  -- the limit was lowered
+    local least = redis.call('ZRANGE', z, 0, 0)
+    fold(least[1])
+    redis.call('ZREM', z, least[1])
+  end
+  for j = i + 3, i + 2 + 2 * n, 2 do
+    redis.call('HINCRBY', h, ARGV[j] .. '|' .. target, ARGV[j + 1])
+  end
+  i = i + 3 + 2 * n
+end
+return 1
+""".replace("OTHER", repr(OTHER))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class MetricsStore:
+    """The Redis side of the Prometheus job metrics."""
+
+    _add = Script(ADD)
+
+    def __init__(self, store, kinds: tuple[str, ...], limit: int = DEFAULT_LIMIT) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.prefix = store.prefix
+        self.kinds = " ".join(kinds)
+        self.limit = limit
+
+    def add(self, increments: dict[str, int]) -> defer.Deferred:
+        """Add ``{"<kind>|<jobtype>": n}`` counts (``ok``/``fail`` are executions)."""
+        by_type: dict[str, dict[str, int]] = defaultdict(dict)
+        for name, n in increments.items():
+            kind, _, jobtype = name.partition("|")
+            by_type[jobtype][kind] = n
+        args: list[Any] = [self.prefix, self.limit, self.kinds]
+        for jobtype, counts in by_type.items():
+            args += [jobtype, counts.get("ok", 0) + counts.get("fail", 0), len(counts)]
+            for kind, n in counts.items():
+                args += [kind, n]
+        return self._add(self.redis, args)
+
+    @defer.inlineCallbacks
+    def job_stats(self):
+        """{jobtype: {kind: count}}"""
+        flat = yield self.redis.execute_command("HGETALL", self.prefix + "metrics:jobs")
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        for i in range(0, len(flat), 2):
+            kind, _, jobtype = _s(flat[i]).partition("|")
+            out[jobtype][kind] = int(flat[i + 1])
+        return dict(out)
+
+    def worker_count(self) -> defer.Deferred:
+        return self.redis.execute_command("ZCARD", self.prefix + "workers").addCallback(int)
+
+    @defer.inlineCallbacks
+    def rtt(self):
+        """Seconds one PING takes."""
+        started = time.perf_counter()
+        yield self.redis.execute_command("PING")
+        return time.perf_counter() - started
+
+
+def limit_setting(config: dict[str, Any]) -> int:
+    """``[metrics] jobtypes``; ValueError naming it when out of range."""
+    section = config.get("metrics", {})
+    if not isinstance(section, dict):
+        raise ValueError("[metrics] must be a table")
+    unknown = set(section) - {"jobtypes"}
+    if unknown:
+        raise ValueError(f"[metrics]: unknown keys {sorted(unknown)}")
+    value = section.get("jobtypes", DEFAULT_LIMIT)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+        raise ValueError(f"[metrics] jobtypes must be a whole number from 1 to {MAX_LIMIT}")
+    return value
