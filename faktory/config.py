@@ -113,7 +113,14 @@ CONFIG_KEYS = [
         "Longest command line accepted, in bytes (1024 to 536 870 912).",
     ),
     ("faktory", "fsync", "string", '"everysec"', "Redis AOF fsync policy: always, everysec or no."),
-    ("faktory", "redis_url", "string", '""', "Use this Redis instead of spawning one."),
+    (
+        "faktory",
+        "redis_url",
+        "string",
+        '""',
+        "Use this Redis instead of spawning one (the forms of --redis-url, Sentinel URLs "
+        "included); keeps a password off the command line.",
+    ),
     (
         "faktory",
         "redis_server",

@@ -63,7 +63,9 @@ class Options(usage.Options):
             "redis-url",
             None,
             None,
-            "Use this Redis (redis://host:port/db or unix:///path) instead of spawning one.",
+            "Use this Redis (redis://host:port/db, rediss://, unix:///path, or "
+            "redis+sentinel://host:port,.../service[/db] to follow Sentinel's primary) "
+            "instead of spawning one.",
         ],
         [
             "redis-server",

@@ -185,7 +185,11 @@ def test_failover_drill_loses_no_acknowledged_job(ha):
         # ACKs were replicated too: the counter has every one that was answered.
         assert info["faktory"]["total_processed"] >= drill.acked
         assert "failover of" in a.log() and "failover of" in b.log()
-        assert "worker 1:" in a.log()  # the --workers child ran and followed
+        # The --workers child followed by itself too (its lines carry "worker 1:").
+        new_primary = f"primary of fkha is 127.0.0.1:{ha.ports['replica']}"
+        assert any(
+            line.count("worker 1:") and new_primary in line for line in a.log().splitlines()
+        ), "the --workers child did not move to the new primary"
     finally:
         b.stop()
         a.stop()
