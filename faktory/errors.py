@@ -26,6 +26,16 @@ class StorageUnavailable(CommandError):
         super().__init__(f"Redis is unavailable: {detail}")
 
 
+class RedisRefused(CommandError):
+    """Redis refused a write because it is out of memory (``kind`` "memory")
+    or cannot write to disk ("disk"): the command was not carried out, and
+    the message says why (see ``faktory.pressure``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class Halt(CommandError):
     """Raised by middleware to refuse an operation with a coded error."""
 

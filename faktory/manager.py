@@ -29,6 +29,7 @@ log = Logger()
 
 FETCH_WAIT = 2.0  # seconds a FETCH waits for work, as the real server does
 BATCH = 100  # jobs moved per sweep step: bounded Redis work per call
+JOB_OVERHEAD = 128  # bytes Redis spends on a stored job beyond its JSON (estimate)
 HELD_RECHECK = 5.0  # seconds between two looks at one jid's held copies
 
 Middleware = Callable[..., Any]
@@ -147,6 +148,14 @@ class Manager:
         self._waiters: dict[str, dict[_Waiter, None]] = {}
         self._pushes = 0  # jobs that landed anywhere (an empty FETCH that raced one retries)
         self.task_stats: dict[str, dict[str, Any]] = {}
+        # Set by faktory.pressure: the bytes of new jobs Redis can still take
+        # before its high-water mark (each stored job spends some, each check
+        # of Redis's memory sets it again), and the refusal clients get once
+        # it is spent, so stored work can still be processed.
+        self.push_budget: float = float("inf")
+        self.push_blocked = False  # at the high-water mark: no look at Redis helps
+        self.push_refusal: CommandError = CommandError("Redis is out of memory for new jobs")
+        self.memory_check: Callable[[], defer.Deferred] | None = None
 
     def now(self) -> float:
         return self.clock.seconds()
@@ -231,11 +240,27 @@ class Manager:
     # coroutines they were): they run for every job, and a coroutine plus its
     # Deferred wrapper cost about as much as the rest of the Python work.
     def push_raw(self, raw: bytes | str) -> defer.Deferred:
+        """A client's PUSH (refused while Redis is short of memory: see pressure)."""
+        if self.push_budget <= 0:
+            return self._push_after_check(raw)
         try:
             job = jobs.check(jobs.parse(raw), self.now())
         except Exception:
             return defer.fail()
         return self.push(job)
+
+    def _push_after_check(self, raw: bytes | str) -> defer.Deferred:
+        """The memory budget is spent: refuse at the high-water mark, else
+        push once a fresh look at Redis's memory has renewed the budget."""
+        if self.push_blocked or self.memory_check is None:
+            return defer.fail(self.push_refusal)
+
+        def decide(_):
+            if self.push_budget <= 0:
+                raise self.push_refusal
+            return self.push_raw(raw)
+
+        return self.memory_check().addCallback(decide)
 
     def push(self, job: dict, run_middleware: bool = True) -> defer.Deferred:
         """Store a validated job: scheduled if ``at`` is ahead, else enqueued.
@@ -295,11 +320,15 @@ class Manager:
         at = jobs.scheduled_at(job, now)
         if at is not None:
             job.pop("enqueued_at", None)
-            d = self.store.schedule("scheduled", at, jobs.serialize(job))
+            payload = jobs.serialize(job)
+            self.push_budget -= len(payload) + JOB_OVERHEAD
+            d = self.store.schedule("scheduled", at, payload)
             return d.addCallback(_none)
         job["enqueued_at"] = format_time(now)
         queue = job["queue"]
-        d = self.store.push(queue, jobs.priority(job), jobs.serialize(job))
+        payload = jobs.serialize(job)
+        self.push_budget -= len(payload) + JOB_OVERHEAD
+        d = self.store.push(queue, jobs.priority(job), payload)
         return d.addCallback(self._pushed, queue)
 
     def _pushed(self, _: Any, queue: str) -> None:
@@ -311,6 +340,10 @@ class Manager:
         Jobs that no middleware holds up are stored pipelined (one write to
         Redis for many jobs); a job whose middleware must wait first lets the
         jobs before it land, so the batch keeps its order."""
+        if self.push_budget <= 0 and not self.push_blocked and self.memory_check is not None:
+            await self.memory_check()
+        if self.push_budget <= 0:
+            raise self.push_refusal
         batch = jobs.parse_batch(raw)
         now = self.now()
         created = format_time(now)

@@ -18,7 +18,9 @@ Semantics the rest of the server relies on:
 * commands in flight when the connection drops, or unanswered after
   ``timeout`` seconds (the connection is then dropped), fail the same way;
 * error replies fail with ``txredisapi.ResponseError`` (``Script`` traps
-  ``NOSCRIPT`` with it);
+  ``NOSCRIPT`` with it), except Redis's out-of-memory and disk-full refusals,
+  which fail with ``RedisRefused`` (a clear ``-ERR`` for the client, see
+  ``faktory.pressure``) and are reported to ``on_refusal``;
 * the connection comes back by itself (backoff between attempts), with AUTH
   and SELECT replayed;
 * with ``require_primary`` (Sentinel, ``wait_replicas``) a connection is only
@@ -42,6 +44,7 @@ from twisted.logger import Logger
 
 from .errors import StorageUnavailable
 from .fastwrite import send_now
+from .pressure import refusal
 
 log = Logger()
 
@@ -154,6 +157,12 @@ class RedisProtocol(txredisapi.RedisProtocol):
                     if str(reply).startswith("READONLY"):
                         self.client.drop(self, "the primary was demoted to a replica")
                     reply = StorageUnavailable(str(reply))
+                else:
+                    refused = refusal(str(reply))  # out of memory, disk full
+                    if refused is not None:
+                        reply = refused
+                        if self.client.on_refusal is not None:
+                            self.client.on_refusal(refused)
                 d.errback(reply)
             else:
                 d.callback(reply)
@@ -220,6 +229,7 @@ class RedisClient:
         self.wait_replicas = 0  # replicas a write waits for (faktory.replication)
         self.wait_timeout_ms = 1000
         self.replicas = 0  # replicas the primary reported connected (ROLE)
+        self.on_refusal = None  # told of every out-of-memory / disk-full refusal
         self.on_role: Any = None  # called with each ROLE reply (faktory.replication)
         self.companions: list[Any] = []  # things stopped with it (Sentinel watcher...)
         self._proto: RedisProtocol | None = None  # set once AUTH/SELECT passed

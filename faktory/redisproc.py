@@ -43,6 +43,7 @@ timeout 0
 tcp-keepalive 0
 loglevel {loglevel}
 logfile ""
+maxmemory {maxmemory}
 maxmemory-policy noeviction
 dbfilename faktory.rdb
 save 120 1
@@ -123,6 +124,7 @@ class RedisProcess(service.Service):
         binary: str | None = None,
         loglevel: str = "warning",
         fsync: str = "everysec",
+        maxmemory: int = 0,
         on_fatal: Callable[[], None] | None = None,
         identity=None,
     ) -> None:
@@ -134,6 +136,7 @@ class RedisProcess(service.Service):
         self.binary = binary
         self.loglevel = loglevel
         self.fsync = fsync
+        self.maxmemory = maxmemory  # bytes, 0 = no limit; see faktory.pressure
         self.on_fatal = on_fatal
         # The probed binary (datadir.RedisBinary), recorded in the data dir
         # once it runs, so a later start can tell which Redis wrote the files.
@@ -174,6 +177,7 @@ class RedisProcess(service.Service):
             loglevel=self.loglevel,
             appendonly="no" if self.fsync == "no" else "yes",
             fsync="everysec" if self.fsync == "no" else self.fsync,
+            maxmemory=int(self.maxmemory),
         )
         if self.password:
             digest = hashlib.sha256(self.password.encode()).hexdigest()

@@ -25,9 +25,10 @@ from . import (
     startup,
 )
 from .admin import Admin
-from .errors import StorageUnavailable
+from .errors import RedisRefused, StorageUnavailable
 from .manager import Manager
 from .plugin import WebPage
+from .pressure import Pressure
 from .protocol import FaktoryFactory
 from .redisconn import connect
 from .redisproc import RedisProcess, find_redis_server
@@ -55,6 +56,7 @@ class Settings:
     max_connections: int = 2000
     max_line_length: int = 16 * 1024 * 1024
     fsync: str = "everysec"
+    redis_maxmemory: int = 0  # bytes; 0 = no limit (the spawned Redis only)
     redis_loglevel: str = "warning"
     config_dir: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # parsed conf.d TOML
@@ -87,6 +89,7 @@ class FaktoryServer(service.MultiService):
         self.origin = uuid.uuid4().hex[:12]
         self.ready: defer.Deferred = defer.Deferred()
         self.redis = self.store = self.manager = self.workers = self.admin = None
+        self.pressure: Pressure | None = None
         self.factory: FaktoryFactory | None = None
         self.ports: dict[str, Any] = {}
         self._running_tasks: set[str] = set()
@@ -105,6 +108,7 @@ class FaktoryServer(service.MultiService):
                 settings.data_dir,
                 reactor,
                 fsync=settings.fsync,
+                maxmemory=settings.redis_maxmemory,
                 loglevel=settings.redis_loglevel,
                 on_fatal=self._fatal,
             )
@@ -162,6 +166,9 @@ class FaktoryServer(service.MultiService):
         self.admin = Admin(self)
         self.add_task("scheduled", 1, lambda: self.manager.promote("scheduled"))
         self.add_task("retries", 1, lambda: self.manager.promote("retries"))
+        self.pressure = Pressure(self.store, self.manager, self.redis_process is not None)
+        self.redis.on_refusal = self.pressure.refused
+        self.add_task("pressure", 1, self.pressure.check)
         self.add_task("busy", 5, self.manager.reap_reservations)
         self.add_task("workers", 15, self.workers.reap)
         self.add_task("dead", 60, self.manager.purge_dead)
@@ -283,6 +290,8 @@ class FaktoryServer(service.MultiService):
         self.web_pages.append(page)
 
     def _task_failed(self, failure, name: str) -> None:
+        if failure.check(RedisRefused):
+            return  # out of memory / disk full: logged once per episode (pressure)
         if failure.check(StorageUnavailable):
             # An outage is logged once where it is seen (Redis exited / the
             # connection dropped); a task skipped meanwhile is no news.

@@ -228,8 +228,10 @@ for i = 6, #ARGV do
     end
   end
 end
+-- pcall: out of memory, Redis refuses this first write of the script (an
+-- empty FETCH must still answer null, so workers keep draining)
 for i = 6, #ARGV do
-  redis.call('SET', p .. 'wait:' .. ARGV[i], '1', 'PX', 3000)
+  redis.pcall('SET', p .. 'wait:' .. ARGV[i], '1', 'PX', 3000)
 end
 return false
 """
@@ -448,16 +450,18 @@ WORKER_BEAT = """
 local p, wid = ARGV[1], ARGV[2]
 local k = p .. 'worker:' .. wid
 if redis.call('EXISTS', k) == 0 then return false end
+-- pcall: out of memory, Redis refuses the first write of a script; a
+-- heartbeat must not fail for that (FETCH, ACK and FAIL go on draining)
 if ARGV[3] ~= '' then
-  redis.call('HSET', k, 'beat', ARGV[3])
-  redis.call('ZADD', p .. 'workers', ARGV[3], wid)
+  redis.pcall('HSET', k, 'beat', ARGV[3])
+  redis.pcall('ZADD', p .. 'workers', ARGV[3], wid)
 end
-if ARGV[4] ~= '' then redis.call('HSET', k, 'rss_kb', ARGV[4]) end
+if ARGV[4] ~= '' then redis.pcall('HSET', k, 'rss_kb', ARGV[4]) end
 local st = redis.call('HGET', k, 'state') or 'running'
 local want = ARGV[5]
 if (want == 'quiet' and st == 'running') or (want == 'terminate' and st ~= 'terminate') then
   st = want
-  redis.call('HSET', k, 'state', st)
+  redis.pcall('HSET', k, 'state', st)
 end
 return st
 """
@@ -1040,6 +1044,14 @@ class Store:
     def reservations(self) -> defer.Deferred:
         """Every reservation (bytes): only for pages that checked HLEN is small."""
         return self.redis.execute_command("HVALS", self.prefix + "working")
+
+    @defer.inlineCallbacks
+    def redis_info_sections(self, *names: str):
+        """INFO text of these sections (one call each: Redis 6 takes one)."""
+        parts = yield defer.gatherResults(
+            [self.redis.execute_command("INFO", name) for name in names]
+        )
+        return b"\n".join(parts)
 
     def redis_info(self) -> defer.Deferred:
         """Redis INFO text (bytes)."""

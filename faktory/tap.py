@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from . import config, multiproc, namespace, plugins, replication
+from .pressure import parse_size
 from .server import FaktoryServer, Settings
 
 log = Logger()
@@ -83,6 +84,13 @@ class Options(usage.Options):
             "Longest command line accepted, in bytes.",
         ],
         ["fsync", None, "everysec", "Redis AOF fsync policy: always, everysec or no (RDB only)."],
+        [
+            "redis-maxmemory",
+            None,
+            "0",
+            "maxmemory of the spawned Redis (512mb, 2gb, bytes; 0 = no limit), noeviction; "
+            "new PUSHes are refused from 90% of it.",
+        ],
         [
             "workers",
             None,
@@ -166,6 +174,13 @@ class Options(usage.Options):
             self["namespace"] = namespace.normalise(self["namespace"])
         except namespace.NamespaceError as e:
             raise usage.UsageError(f"--namespace: {e}") from None
+        try:
+            self["redis-maxmemory"] = parse_size(self["redis-maxmemory"])
+        except ValueError:
+            raise usage.UsageError(
+                f"--redis-maxmemory must be a size such as 512mb or 2gb, "
+                f"not {self['redis-maxmemory']!r}"
+            ) from None
         if self["fsync"] not in ("always", "everysec", "no"):
             raise usage.UsageError("--fsync must be always, everysec or no")
         try:
@@ -246,6 +261,7 @@ class Options(usage.Options):
             max_connections=self["max-connections"],
             max_line_length=self["max-line-length"],
             fsync=self["fsync"],
+            redis_maxmemory=self["redis-maxmemory"],
             config_dir=self["config-dir"],
             config=self["config"],
             workers=self["workers"],

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.web.template import Tag, flattenString
 
 from .. import FAKTORY_COMPAT_VERSION
-from ..errors import StorageUnavailable, gather
+from ..errors import RedisRefused, StorageUnavailable, gather
 from ..job import QUEUE_NAME, format_time
 from ..locate import Finder
 from . import display, i18n, layout, pages
@@ -157,7 +157,7 @@ class WebUI:
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         return b"Invalid parameter"
 
-    @app.handle_errors(StorageUnavailable)
+    @app.handle_errors(StorageUnavailable, RedisRefused)
     def storage_unavailable(self, request, failure):
         request.setResponseCode(503)
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")

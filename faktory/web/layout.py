@@ -26,7 +26,7 @@ from twisted.web.template import Comment, Tag, flattenString
 from twisted.web.template import tags as _known
 
 from .. import FAKTORY_COMPAT_VERSION, __version__
-from . import display, i18n
+from . import alerts, display, i18n
 from .i18n import N_
 
 
@@ -382,6 +382,7 @@ async def render_page(
             _nav(ctx, active),
             _summary(ctx),
             tags.main(
+                alerts.banner(ctx.server),
                 flash,
                 tags.div(
                     tags.h1(title),
