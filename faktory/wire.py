@@ -262,23 +262,41 @@ class AnyValue(Type):
     def conv(self, value, path, careful):
         if not careful:
             return value
-        t = type(value)
-        if t is str:
-            return _fix(value)
-        if t is int:
-            try:
-                float(value)
-            except OverflowError:
-                raise self.refuse(value, path) from None
-            return value
-        if t is list:
-            return [self.conv(v, f"{path}.{i}", True) for i, v in enumerate(value)]
-        if t is _Obj or t is dict:
-            items = value.pairs if t is _Obj else value.items()
-            return {_fix(k): self.conv(v, f"{path}.{k}", True) for k, v in items}
-        if t is _Big or (t is float and (value - value) != 0):  # not finite
-            raise self.refuse(value, path)
-        return value  # float, bool, None
+        # Iterative, with the path built only for an error: values may nest
+        # 10 000 deep, and a path string per level would cost O(depth²).
+        top: list[Any] = [None]
+        stack: list[tuple[Any, Any, Any, Any]] = [(value, top, 0, None)]
+        while stack:
+            v, parent, slot, node = stack.pop()
+            t = type(v)
+            if t is str:
+                v = _fix(v)
+            elif t is list:
+                out: Any = [None] * len(v)
+                stack.extend((x, out, i, (node, i)) for i, x in enumerate(v))
+                v = out
+            elif t is _Obj or t is dict:
+                fields = {_fix(k): x for k, x in (v.pairs if t is _Obj else v.items())}
+                out = dict.fromkeys(fields)
+                stack.extend((x, out, k, (node, k)) for k, x in fields.items())
+                v = out
+            elif t is int:
+                try:
+                    float(v)
+                except OverflowError:
+                    raise self.refuse(v, _path(path, node)) from None
+            elif t is _Big or (t is float and (v - v) != 0):  # not finite
+                raise self.refuse(v, _path(path, node))
+            parent[slot] = v
+        return top[0]
+
+
+def _path(path: str, node: Any) -> str:
+    keys = []
+    while node is not None:
+        node, key = node
+        keys.append(str(key))
+    return ".".join([path, *reversed(keys)])
 
 
 class List(Type):

@@ -124,6 +124,9 @@ def test_nesting_up_to_gos_limit_is_accepted_and_deeper_is_refused():
     assert depth == 9998
     assert "exceeded max depth" in refused('{"args":' + nested(10000) + "}")
     assert "exceeded max depth" in refused('{"custom":' + '{"a":' * 10000 + "1" + "}" * 10001)
+    # objects in objects to the very limit, through the careful path (a surrogate)
+    doc = r'{"jid":"\ud800","custom":{"d":' + '{"a":' * 9998 + "1" + "}" * 9999 + "}"
+    assert decode_job(doc)["jid"] == "\ufffd"
     # brackets inside strings do not count
     decode_job('{"args":["' + "[" * 20000 + '"]}')
 
