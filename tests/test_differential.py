@@ -53,6 +53,7 @@ ALLOWED: dict[str, str] = {
     "numbers": "Numbers in `args` and `custom` come back as they were sent.",
     "retry-default": "The default `retry` is always 25.",
     "deep-reservation": "A job nested to the very limit can be fetched.",
+    "hello-limit": "Failed HELLOs are limited per address.",
 }
 
 
@@ -111,8 +112,10 @@ def servers():
 class Wire:
     """A raw connection that reports every reply as a comparable tuple."""
 
-    def __init__(self, port: int, hello: str | None = '{"v":2}') -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, hello: str | None = '{"v":2}', source: str = "") -> None:
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=10, source_address=(source, 0) if source else None
+        )
         self.f = self.sock.makefile("rb")
         self.f.readline()  # +HI
         if hello is not None:
@@ -466,11 +469,17 @@ class Side:
         self.c = Wire(port)
         self.w = Wire(port, json.dumps({"v": 2, "wid": wid, "hostname": "diff"}))
         self.wid = wid
+        self.probes = 0
 
     def run(self, step: dict) -> tuple:
         line = step["line"].replace("WID", self.wid)
         if step["conn"] == "h":
-            conn = Wire(self.port, hello=None)
+            # Each HELLO probe from its own loopback address: failed HELLOs
+            # shut an address out here (rule "hello-limit"), not in Faktory.
+            self.probes += 1
+            conn = Wire(
+                self.port, hello=None, source=f"127.0.{self.probes // 250}.{self.probes % 250 + 2}"
+            )
             try:
                 return conn.call(line, check_close=True)
             finally:
