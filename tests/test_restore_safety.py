@@ -203,3 +203,28 @@ def test_overlapping_namespaces_cannot_share_a_redis():
         assert a.client().info()["faktory"]["queues"] == {"q": 1}
     finally:
         a.discard()
+
+
+def test_an_rdb_snapshot_of_another_namespace_is_refused_or_remapped():
+    src = ServerProcess(web=False, args=["--namespace", "eu:"]).start()
+    target = short_tmpdir()
+    try:
+        c = src.client()
+        for n in range(7):
+            c.push(queue="snap", args=[n])
+        c.close()
+        src.stop()  # Redis saves its RDB on the way out
+        rdb = os.path.join(target + "-snap.rdb")
+        shutil.copyfile(os.path.join(src.data_dir, "faktory.rdb"), rdb)
+        _one_line_error(cli("restore", rdb, "--data-dir", target), "none under 'fk:'")
+        moved = cli("restore", rdb, "--data-dir", target, "--from-namespace", "eu:")
+        assert moved.returncode == 0, moved.stderr
+        dst = ServerProcess(data_dir=target, web=False).start()
+        try:
+            assert dst.client().info()["faktory"]["queues"] == {"snap": 7}
+        finally:
+            dst.stop()
+        os.unlink(rdb)
+    finally:
+        src.discard()
+        shutil.rmtree(target, ignore_errors=True)
