@@ -170,3 +170,33 @@ def test_a_reply_nobody_waits_for_drops_the_connection():
     proto.makeConnection(transport)
     proto.dataReceived(b"+OK\r\n")  # out of step: later replies would be misread
     assert transport.disconnecting
+
+
+def _wait_calls(info: bytes) -> int:
+    for line in info.decode().splitlines():
+        if line.startswith("cmdstat_wait:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_held_in_one_turn_share_one_wait(redis):
+    """``replicated``: every answer held in one reactor turn waits on ONE WAIT;
+    a WAIT short of the replicas fails them (not acknowledged); with no
+    replica connected nothing is held and no WAIT is sent."""
+    c = client_for(redis.process.socket)
+    await c.start()
+    before = _wait_calls(await c.execute_command("INFO", "commandstats"))
+    assert c.replicated("x") == "x"  # no replica connected: answered as is
+    # Pretend one replica is connected: this standalone Redis confirms none.
+    c.wait_replicas, c.replicas, c.wait_timeout_ms = 1, 1, 20
+    held = [c.replicated(i) for i in range(25)]
+    results = await defer.DeferredList(held, consumeErrors=True)
+    assert all(not ok and r.check(StorageUnavailable) for ok, r in results)
+    assert "did not confirm the write within 20 ms" in str(results[0][1].value)
+    held = [c.replicated(i) for i in range(5)]  # a later turn: its own WAIT
+    await defer.DeferredList(held, consumeErrors=True)
+    after = _wait_calls(await c.execute_command("INFO", "commandstats"))
+    assert after - before == 2
+    assert c.replication_shortfalls == 2
+    await c.disconnect()
