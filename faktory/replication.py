@@ -1,5 +1,5 @@
-"""No acknowledged write lost on a failover: PUSH, PUSHB, ACK and FAIL are
-answered only once the connected replicas have the write.
+"""No acknowledged write lost on a failover: PUSH, PUSHB, ACK, FAIL and BATCH
+are answered only once the connected replicas have the write.
 
 Replication is asynchronous, so a primary that dies right after answering a
 write may take it along.  Redis ``WAIT n timeout`` returns once ``n`` replicas
@@ -39,7 +39,7 @@ CONFIG_KEYS = [
         "wait_replicas",
         "integer",
         "1 with a Sentinel URL, else 0",
-        "Replicas that must have a PUSH/PUSHB/ACK/FAIL before it is answered (Redis WAIT, "
+        "Replicas that must have a PUSH/PUSHB/ACK/FAIL/BATCH before it is answered (Redis WAIT, "
         "one per reactor turn); capped by the replicas connected. 0 turns it off.",
     ),
     (
@@ -60,7 +60,7 @@ CONFIG_KEYS = [
     ),
 ]
 
-WRITES = (b"PUSH", b"PUSHB", b"ACK", b"FAIL")
+WRITES = (b"PUSH", b"PUSHB", b"ACK", b"FAIL", b"BATCH")  # BATCH: new, commit, open...
 ROLE_PERIOD = 1.0  # seconds between ROLE checks
 WARN_EVERY = 30.0  # seconds between repeated warnings of one kind
 

@@ -73,6 +73,10 @@ def test_writes_are_answered_once_the_replica_has_them_with_one_wait_per_turn(pa
         assert c.call(json.dumps({"jid": job["jid"]}).join(["ACK ", ""])) == "OK"
         assert pair.call("replica", "HLEN", "fk:working") == 0  # the ACK is there too
         assert pair.call("replica", "GET", "fk:stat:processed") == "1"
+        spec = {"description": "ha", "success": {"jobtype": "Done", "args": [], "queue": "w"}}
+        bid = c.call("BATCH NEW " + json.dumps(spec))
+        assert bid.startswith("b-")
+        assert pair.call("replica", "EXISTS", f"fk:batch:{bid}") == 1  # BATCH waited too
     finally:
         srv.stop()
 
