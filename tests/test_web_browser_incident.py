@@ -192,3 +192,28 @@ def test_queue_filter_and_it_stays_live(ui, client):
     ui.one('.filters input[name="q"]').send_keys("ANN1@")
     ui.click(ui.one('.filters button[type="submit"]'))
     assert len(ui.css("tbody tr")) == 1 and "ann1@example.com" in ui.one("tbody").text
+
+
+def test_job_type_page_from_the_metrics_plugin(ui, client, server):
+    worker = server.client(wid="w-metrics")
+    for i in range(3):
+        client.push(queue="stats", jobtype="Thumbnail", args=[i])
+        job = worker.fetch("stats")
+        outcome = {"jid": job["jid"]}
+        if i == 2:
+            worker.call("FAIL " + json.dumps({**outcome, "errtype": "E", "message": "x"}))
+        else:
+            worker.call("ACK " + json.dumps(outcome))
+    worker.close()
+    ui.open("/")
+    ui.click(ui.one('.tabs a[href="/jobtypes"]'))
+    assert ui.h1() == "Job types"
+    ui.click(ui.one('tr[data-jobtype="Thumbnail"] a'))
+    cells = [
+        [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
+        for row in ui.css("tr[data-figure]")
+    ]
+    assert cells[0][:3] == ["Processed", "3", "3"] and cells[1][:3] == ["Failed", "1", "1"]
+    assert cells[2][1] == "33.3 %"
+    ui.click(ui.one('a[href^="retries?jobtype="]'))
+    assert ui.h1() == "Retries" and "Thumbnail" in ui.one("tbody").text

@@ -25,11 +25,16 @@ DEFAULT_LIMIT = 100  # job types with a series of their own
 MAX_LIMIT = 10_000
 OTHER = "other"
 
-# ARGV: prefix, limit, kinds (space-separated), then per job type:
-# jobtype, executions, n, then n (kind, increment) pairs.
+# ARGV: prefix, limit, kinds (space-separated), then (key suffix, ttl) of
+# the two time slots now falls in (``faktory.pro.jobtypes``: 5 minutes and
+# 1 hour, each expiring once its window has passed), then per job type:
+# jobtype, executions, n, then n (kind, increment) pairs.  A slot counts
+# under the same series as the totals (a job type folded into ``other``
+# there is counted as ``other`` here), so slots stay as bounded as the hash.
 ADD = """
 local P, LIMIT = ARGV[1], tonumber(ARGV[2])
 local h, z = P .. 'metrics:jobs', P .. 'metrics:jobtypes'
+local slots = {h .. ARGV[4], h .. ARGV[6]}
 local kinds = {}
 for k in string.gmatch(ARGV[3], '%S+') do kinds[#kinds + 1] = k end
 local function fold(jt)
@@ -41,7 +46,7 @@ local function fold(jt)
     end
   end
 end
-local i = 4
+local i = 8
 while i <= #ARGV do
   local jt, runs, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local target = jt
@@ -64,9 +69,13 @@ while i <= #ARGV do
   end
   for j = i + 3, i + 2 + 2 * n, 2 do
     redis.call('HINCRBY', h, ARGV[j] .. '|' .. target, ARGV[j + 1])
+    for _, slot in ipairs(slots) do
+      redis.call('HINCRBY', slot, ARGV[j] .. '|' .. target, ARGV[j + 1])
+    end
   end
   i = i + 3 + 2 * n
 end
+for k, slot in ipairs(slots) do redis.call('EXPIRE', slot, tonumber(ARGV[3 + 2 * k])) end
 return 1
 """.replace("OTHER", repr(OTHER))
 
@@ -87,13 +96,16 @@ class MetricsStore:
         self.kinds = " ".join(kinds)
         self.limit = limit
 
-    def add(self, increments: dict[str, int]) -> defer.Deferred:
-        """Add ``{"<kind>|<jobtype>": n}`` counts (``ok``/``fail`` are executions)."""
+    def add(self, increments: dict[str, int], now: float) -> defer.Deferred:
+        """Add ``{"<kind>|<jobtype>": n}`` counts (``ok``/``fail`` are executions)
+        to the totals and to the time slots ``now`` falls in."""
+        from .jobtypes import slot_args
+
         by_type: dict[str, dict[str, int]] = defaultdict(dict)
         for name, n in increments.items():
             kind, _, jobtype = name.partition("|")
             by_type[jobtype][kind] = n
-        args: list[Any] = [self.prefix, self.limit, self.kinds]
+        args: list[Any] = [self.prefix, self.limit, self.kinds, *slot_args(now)]
         for jobtype, counts in by_type.items():
             args += [jobtype, counts.get("ok", 0) + counts.get("fail", 0), len(counts)]
             for kind, n in counts.items():

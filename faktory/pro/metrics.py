@@ -281,6 +281,9 @@ class MetricsPlugin:
         server.metrics = self
         server.manager.use("settled", self.on_settled)
         server.add_task("metrics-flush", 1, self.flush)
+        from .jobtypes import JobTypesPage
+
+        JobTypesPage(self).attach(server)
         settings = statsd_settings(server.settings.config, dict(os.environ))
         if settings is not None:
             host = settings["host"]
@@ -347,7 +350,7 @@ class MetricsPlugin:
             return
         batch, self.pending = dict(self.pending), defaultdict(int)
         try:
-            await self.store.add(batch)
+            await self.store.add(batch, self.server.clock.seconds())
         except Exception:
             for k, v in batch.items():  # keep them for the next try
                 self.pending[k] += v
