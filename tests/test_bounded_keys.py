@@ -176,6 +176,11 @@ def _check(r) -> None:
     series = {f.partition("|")[2] for f in fields}
     assert "other" in series and len(series) <= JOBTYPES_LIMIT + 1, series
     assert len(fields) <= (JOBTYPES_LIMIT + 1) * KINDS
+    # The Job types page's time slots: as bounded as the totals, and expiring.
+    slots = [k for k in keys if re.match(r"fk:metrics:jobs:[mh]:\d+\Z", k)]
+    assert len(slots) == 2
+    for k in slots:
+        assert 0 < r("TTL", k) and r("HLEN", k) <= (JOBTYPES_LIMIT + 1) * KINDS
     assert r("SCARD", "fk:queues") <= len(QUEUES)
     assert r("HLEN", "fk:cron:last") <= 2
     assert r("HLEN", "fk:throttle:conf") == 3

@@ -38,11 +38,13 @@ local slots = {h .. ARGV[4], h .. ARGV[6]}
 local kinds = {}
 for k in string.gmatch(ARGV[3], '%S+') do kinds[#kinds + 1] = k end
 local function fold(jt)
-  for _, k in ipairs(kinds) do
-    local v = redis.call('HGET', h, k .. '|' .. jt)
-    if v then
-      redis.call('HINCRBY', h, k .. '|' .. OTHER, v)
-      redis.call('HDEL', h, k .. '|' .. jt)
+  for _, key in ipairs({h, slots[1], slots[2]}) do
+    for _, k in ipairs(kinds) do
+      local v = redis.call('HGET', key, k .. '|' .. jt)
+      if v then
+        redis.call('HINCRBY', key, k .. '|' .. OTHER, v)
+        redis.call('HDEL', key, k .. '|' .. jt)
+      end
     end
   end
 end
