@@ -298,7 +298,7 @@ class Admin:
     async def busy_page(self, start: int, count: int) -> tuple[int, list[dict]]:
         """(jobs in progress, one page of their reservations), by expiry."""
         total, rows = await self.store.busy_page(start, count)
-        return total, [json.loads(r) for r in rows]
+        return total, [_reservation(r) for r in rows]
 
     async def worker_records(self) -> list[dict]:
         """Live worker processes with their HELLO details decoded."""
@@ -308,18 +308,22 @@ class Admin:
                 info = json.loads(rec.get("info") or "{}")
             except ValueError:
                 info = {}
+            if not isinstance(info, dict):
+                info = {}  # odd stored values are shown as missing, never fatal
+            labels = info.get("labels") or []
+            conns = _float(rec.get("conns")) or 0
             out.append(
                 {
                     "wid": rec["wid"],
                     "hostname": info.get("hostname", ""),
                     "pid": info.get("pid", 0),
-                    "labels": info.get("labels") or [],
+                    "labels": labels if isinstance(labels, list) else [labels],
                     "v": info.get("v", 0),
                     "state": rec.get("state") or "running",
                     "started_at": _float(rec.get("started_at")),
                     "beat": _float(rec.get("beat")),
                     "rss_kb": rec.get("rss_kb"),
-                    "conns": int(_float(rec.get("conns")) or 0),
+                    "conns": int(conns) if math.isfinite(conns) else 0,
                 }
             )
         return out
@@ -353,6 +357,20 @@ def split_key(key: str) -> tuple[str, str]:
     if not sep or not jid or not math.isfinite(float(score)):
         raise ValueError(f"invalid key: {key!r}")
     return score, jid
+
+
+def _reservation(raw: bytes) -> dict:
+    """A stored reservation as a dict whose ``job`` is a dict: something
+    unreadable is shown as such, never fatal to the page."""
+    try:
+        res = json.loads(raw)
+    except ValueError:
+        res = None
+    if isinstance(res, dict) and isinstance(res.get("job"), dict):
+        return res
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    job = {"jid": "?", "jobtype": "(unreadable reservation)", "args": [text[:2000]]}
+    return {**(res if isinstance(res, dict) else {}), "job": job}
 
 
 def _float(value: Any) -> float | None:

@@ -160,16 +160,29 @@ CONFIG_KEYS = [
         "Log every web UI request (client, user, method, path, status) at info level; "
         "the dashboard's polling (`/stats`, `/health`, `/static/`) only at debug level.",
     ),
+    (
+        "web",
+        "allowed_hosts",
+        "list of strings",
+        "[]",
+        "Extra host names the UI answers to when it has no password (DNS rebinding "
+        "protection); the bound address and `localhost` are always allowed.",
+    ),
 ]
 
-_TYPES = {"string": str, "integer": int, "boolean": bool}
+_TYPES = {"string": str, "integer": int, "boolean": bool, "list of strings": list}
 # Allowed (low, high) of every integer setting, TOML key and flag alike.
 RANGES = {
     "max_connections": (1, 1_000_000),
     "max_line_length": (1024, 512 * 1024 * 1024),  # Redis strings hold 512 MiB
     "workers": (1, 256),
 }
-_ARTICLE = {"string": "a string", "integer": "an integer", "boolean": "true or false"}
+_ARTICLE = {
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "list of strings": "a list of strings",
+}
 FSYNC_POLICIES = ("always", "everysec", "no")
 _OPTION = {  # TOML key -> tap option it feeds when the flag is left at its default
     "binding": "bind",
@@ -224,8 +237,10 @@ def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
                 kind = known.get((section, key))
                 if kind is None:
                     warnings.append(f"unknown config key [{section}] {key}")
-                elif not isinstance(item, _TYPES[kind]) or (
-                    kind != "boolean" and isinstance(item, bool)
+                elif (
+                    not isinstance(item, _TYPES[kind])
+                    or (kind != "boolean" and isinstance(item, bool))
+                    or (kind == "list of strings" and not all(isinstance(v, str) for v in item))
                 ):
                     errors.append(f"[{section}] {key} must be {_ARTICLE[kind]}, not {item!r}")
                 elif kind == "integer" and item <= 0:

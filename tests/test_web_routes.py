@@ -99,7 +99,9 @@ class Web:
 
 @pytest_twisted.async_yield_fixture
 async def web(redis):
-    server = await start_server(redis.url, data_dir=short_tmpdir("fkd"))
+    # No password here: the UI answers only names it knows (DNS rebinding).
+    config = {"web": {"allowed_hosts": ["faktory.test"]}}
+    server = await start_server(redis.url, data_dir=short_tmpdir("fkd"), config=config)
     yield Web(server)
     await server.store.flush()
     await defer.maybeDeferred(server.stopService)

@@ -23,7 +23,7 @@ from .. import FAKTORY_COMPAT_VERSION
 from ..errors import RedisRefused, StorageUnavailable, gather
 from ..job import QUEUE_NAME, format_time
 from ..locate import Finder
-from . import display, i18n, layout, pages
+from . import display, hosts, i18n, layout, pages
 from .guard import Guard, script_prefix
 from .live import control as live_control
 from .queue_filter import QueueFilter
@@ -93,7 +93,7 @@ class WebUI:
         self.server = server
 
     def resource(self):
-        return Guard(self.app.resource(), self._password)
+        return Guard(self.app.resource(), self._password, hosts.policy_for(self.server.settings))
 
     def _password(self) -> str:
         return getattr(self.server.settings, "web_password", "") or self.server.password or ""
@@ -372,8 +372,8 @@ class WebUI:
             for raw in await self.server.store.reservations():
                 try:
                     wid = json.loads(raw).get("wid") or ""
-                except ValueError:
-                    continue
+                except (ValueError, AttributeError):
+                    continue  # not a reservation: the list shows it as unreadable
                 by_wid[wid] = by_wid.get(wid, 0) + 1
         from .orphans import release_cell  # its module registers routes on this app
 

@@ -5,13 +5,21 @@ security headers.  Kept out of the routes so no page can forget them."""
 from __future__ import annotations
 
 import hmac
+import os
+import re
 from urllib.parse import urlsplit
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-# Routes anyone may read even when the UI has a password.
-OPEN_ROUTES = (b"health", b"static")
+from .hosts import HostPolicy
+
+# Paths anyone may read even when the UI has a password: exactly these, and
+# files that exist in the static folder.  Anything else (a typo, /static/x/y,
+# /health/z) needs the password, so no page with counters leaks to strangers.
+OPEN_PATHS = ((b"health",), (b"health", b"live"))
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+STATIC_NAME = re.compile(rb"\A[a-z0-9][a-z0-9_.-]*\Z")
 # Routes that change nothing and are polled by scripts: no origin check.
 NO_ORIGIN_CHECK = (b"health", b"stats")
 SAFE_METHODS = (b"GET", b"HEAD", b"OPTIONS")
@@ -57,14 +65,18 @@ class Guard(Resource):
 
     isLeaf = True
 
-    def __init__(self, inner: Resource, password) -> None:
+    def __init__(self, inner: Resource, password, hosts: HostPolicy | None = None) -> None:
         super().__init__()
         self.inner = inner
         self.password = password
+        self.hosts = hosts or HostPolicy(None)
 
     def render(self, request: Request):
         for name, value in SECURITY_HEADERS.items():
             request.setHeader(name, value)
+        # Pages set text/html themselves; anything else (an error that names
+        # what the client sent) must never be taken for HTML.
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         prefix = script_prefix(request)
         if prefix:
             segs = [p.encode() for p in prefix.strip("/").split("/")]
@@ -72,7 +84,13 @@ class Guard(Resource):
                 request.prepath += request.postpath[: len(segs)]
                 request.postpath = request.postpath[len(segs) :]
         first = request.postpath[0] if request.postpath else b""
-        denied = self._auth_failure(request) if first not in OPEN_ROUTES else None
+        if not self.password() and not self.hosts.allows(request.getHeader(b"host")):
+            request.setResponseCode(403)
+            return (
+                b"Forbidden: this web UI has no password and answers only to its own "
+                b"address, localhost and [web] allowed_hosts (DNS rebinding protection)"
+            )
+        denied = None if is_public(request.postpath) else self._auth_failure(request)
         if denied is not None:
             request.setResponseCode(401)
             request.setHeader(b"WWW-Authenticate", b'Basic realm="Faktory"')
@@ -100,3 +118,15 @@ class Guard(Resource):
         if not hmac.compare_digest(given, password.encode()):
             return b"Authorization failed"
         return None
+
+
+def is_public(path: list[bytes]) -> bool:
+    """``/health``, ``/health/live`` and files of the static folder."""
+    if tuple(path) in OPEN_PATHS:
+        return True
+    return (
+        len(path) == 2
+        and path[0] == b"static"
+        and bool(STATIC_NAME.match(path[1]))
+        and os.path.isfile(os.path.join(STATIC_DIR, path[1].decode("ascii")))
+    )

@@ -191,9 +191,12 @@ class Translator:
         """1234567 -> '1,234,567' / '1.234.567' / '1 234 567'."""
         if n is None:
             return "-"
-        if isinstance(n, float):
-            return format_decimal(n, format="#,##0.##", locale=self.locale)
-        return format_decimal(n, locale=self.locale)
+        try:
+            if isinstance(n, float):
+                return format_decimal(n, format="#,##0.##", locale=self.locale)
+            return format_decimal(n, locale=self.locale)
+        except (ArithmeticError, ValueError, TypeError):
+            return str(n)  # an odd stored value (NaN, 1e300, text): shown as it is
 
     def datetime(self, ts: float) -> str:
         """An exact UTC time, as the locale writes dates."""
@@ -220,6 +223,8 @@ class Translator:
 
     def duration(self, seconds: float) -> str:
         """Uptime and latency, short: '3 d 4 h', '12 min', '1.5 s', '250 ms'."""
+        if not isinstance(seconds, int | float) or not abs(seconds) < 1e12:
+            return str(seconds)  # from an odd stored time (NaN, far future)
         if seconds < 1:
             return self._unit(round(seconds * 1000), "millisecond")
         if seconds < 60:

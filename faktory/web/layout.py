@@ -118,10 +118,21 @@ def job_href(ctx: Ctx, jid: str, where: str = "", score: str = "") -> str:
 
 
 # -- small pieces -------------------------------------------------------------
+MIN_TIME, MAX_TIME = -62135596800.0, 253402300799.0  # 0001-01-01 .. 9999-12-31 UTC
+
+
+def valid_time(ts: Any) -> bool:
+    """Whether ``ts`` (Unix seconds) is a time the calendar functions can show."""
+    return isinstance(ts, int | float) and MIN_TIME <= ts <= MAX_TIME
+
+
 def when(ctx: Ctx, ts: float | None) -> Tag | str:
     """A relative time in the request's language, the exact UTC time on hover."""
     if ts is None:
         return "-"
+    if not valid_time(ts):
+        # A stored value no calendar can show (NaN, year 99999): say so.
+        return tags.span(ctx._("invalid"), class_="invalid", title=repr(ts))
     return tags.time(
         ctx.t.time_ago(ts, ctx.now),
         datetime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)),
