@@ -18,12 +18,12 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from . import failure as failures
 from . import job as jobs
 from .errors import CommandError, Discard, StorageUnavailable
 from .job import JobError, format_time
+from .undo import STEP, PushUndo, mark_step
 
 log = Logger()
 
@@ -59,17 +59,6 @@ def _json_str(value: str) -> str:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-
-def _mark_step(error: Any, i: int) -> Any:
-    """Note on an exception (or Failure) which middleware step raised it."""
-    exc = error.value if isinstance(error, Failure) else error
-    if not hasattr(exc, "faktory_middleware_step"):
-        try:
-            exc.faktory_middleware_step = i
-        except AttributeError:
-            pass
-    return error
 
 
 async def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, str]) -> None:
@@ -139,7 +128,7 @@ class Manager:
         self._custom: dict[str, list[tuple[str, ...] | None]] = {c: [] for c in self.middleware}
         # Per PUSH middleware: its undo (or None), run when a later step refuses
         # the job or it cannot be stored, so e.g. a unique lock is not left behind.
-        self._undo: list[Middleware | None] = []
+        self.undo = PushUndo(self._custom["push"])
         # FETCH decodes a job only if some middleware wants it: None = always,
         # else the byte strings one of which must appear in the raw job.
         self._fetch_probe: tuple[bytes, ...] | None = ()
@@ -177,7 +166,7 @@ class Manager:
         it failed.  A middleware that refuses a job undoes its own work."""
         self.middleware[chain].append(fn)
         if chain == "push":
-            self._undo.append(undo)
+            self.undo.undos.append(undo)
         elif undo is not None:
             raise ValueError("only PUSH middleware has an undo")
         keys = tuple(custom) if custom is not None else None
@@ -220,10 +209,10 @@ class Manager:
                     except StopIteration:
                         continue
                     d = defer.ensureDeferred(result)
-                    d.addErrback(_mark_step, i)
+                    d.addErrback(mark_step, i)
                     return d.addCallback(lambda _, i=i: self._chain(chain, job, *args, start=i + 1))
             except Exception as e:
-                _mark_step(e, i)
+                mark_step(e, i)
                 raise
             if isinstance(result, defer.Deferred):
                 d = result
@@ -231,7 +220,7 @@ class Manager:
                 d = defer.ensureDeferred(_await(result))
             else:
                 continue
-            d.addErrback(_mark_step, i)
+            d.addErrback(mark_step, i)
             return d.addCallback(lambda _, i=i: self._chain(chain, job, *args, start=i + 1))
         return None
 
@@ -275,45 +264,12 @@ class Manager:
                         d = self._store_job(job)
                 except Exception:
                     d = defer.fail()
-                if self._undo_wanted(job):
-                    d.addErrback(self._undo_push, job)
+                if self.undo.wanted(job):
+                    d.addErrback(self.undo.errback, job)
                 return d
             return self._store_job(job)
         except Exception:
             return defer.fail()
-
-    def _undo_wanted(self, job: dict) -> bool:
-        """Whether some PUSH middleware that runs for this job has an undo."""
-        custom = job.get("custom")
-        for undo, keys in zip(self._undo, self._custom["push"]):
-            if undo is None:
-                continue
-            if keys is None or (isinstance(custom, dict) and any(k in custom for k in keys)):
-                return True
-        return False
-
-    def _undo_push(self, failure: Failure, job: dict) -> defer.Deferred:
-        """Run the undo of every PUSH middleware that finished before the
-        failing step (all of them when storing failed), last first; then
-        hand the failure on."""
-        step = getattr(failure.value, "faktory_middleware_step", len(self._undo))
-        d = defer.ensureDeferred(self._run_undo(job, step))
-        return d.addCallback(lambda _: failure)
-
-    async def _run_undo(self, job: dict, step: int) -> None:
-        custom = job.get("custom")
-        for i in reversed(range(min(step, len(self._undo)))):
-            undo, keys = self._undo[i], self._custom["push"][i]
-            if undo is None:
-                continue
-            if keys is not None and not (
-                isinstance(custom, dict) and any(k in custom for k in keys)
-            ):
-                continue
-            try:
-                await _await(defer.maybeDeferred(undo, job))
-            except Exception:  # noqa: BLE001 - the other undos must still run
-                log.failure("Undo of a PUSH middleware failed for job {jid}", jid=job.get("jid"))
 
     def _store_job(self, job: dict) -> defer.Deferred:
         now = self.now()
@@ -362,15 +318,15 @@ class Manager:
                         await _settle(stored, errors)
                         await pending
                 except Exception as e:
-                    if checked is not None and self._undo_wanted(job):
-                        await self._run_undo(job, getattr(e, "faktory_middleware_step", 0))
+                    if checked is not None and self.undo.wanted(job):
+                        await self.undo.run(job, getattr(e, STEP, 0))
                     if not isinstance(e, (JobError, CommandError)):
                         raise
                     errors[key] = str(e)
                     continue
                 d = self._store_job(job)
-                if self._undo_wanted(job):
-                    d.addErrback(self._undo_push, job)
+                if self.undo.wanted(job):
+                    d.addErrback(self.undo.errback, job)
                 stored.append((key, d))
         finally:
             await _settle(stored, errors)
