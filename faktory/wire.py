@@ -145,7 +145,23 @@ def _fast_object(pairs: list[tuple[str, Any]]) -> dict:
     return obj
 
 
+class _PairList(list):
+    """A JSON object as the list of its pairs (built in C, no Python hook):
+    the fast decoder's form of a struct when it is the document's only object."""
+
+    __slots__ = ()
+
+
 _INF = float("inf")
+_flat = json.JSONDecoder(
+    parse_constant=_no_constant, parse_float=_fast_float, object_pairs_hook=_PairList
+)
+_flat_long = json.JSONDecoder(
+    parse_constant=_no_constant,
+    parse_float=_fast_float,
+    parse_int=_fast_int,
+    object_pairs_hook=_PairList,
+)
 _fast = json.JSONDecoder(
     parse_constant=_no_constant, parse_float=_fast_float, object_pairs_hook=_fast_object
 )
@@ -211,6 +227,9 @@ def _what(value: Any) -> str:
 
 
 # -- types -------------------------------------------------------------------------
+ANYTHING = object()  # ``Type.fast``: any value is taken as it is
+
+
 class Type:
     """A Go type: ``conv`` checks and converts one decoded JSON value.
 
@@ -220,6 +239,10 @@ class Type:
     go = "?"
     scalar = False  # null leaves the field as it was (else null clears it)
     zero: Any = None  # what null becomes as an element of a list or map
+    # On the fast path a struct takes a field's value as it is when its
+    # Python type is ``fast[0]`` (and, for integers, in ``fast[1]..fast[2]``),
+    # or always when ``fast`` is ANYTHING; None: call ``conv``.
+    fast: Any = None
 
     def conv(self, value: Any, path: str, careful: bool) -> Any:
         raise NotImplementedError
@@ -234,6 +257,7 @@ class Str(Type):
     go = "string"
     scalar = True
     zero = ""
+    fast = (str, None, None)
 
     def conv(self, value, path, careful):
         if type(value) is str:
@@ -247,6 +271,7 @@ class Int(Type):
 
     def __init__(self, go: str, lo: int, hi: int) -> None:
         self.go, self.lo, self.hi = go, lo, hi
+        self.fast = (int, lo, hi)
 
     def conv(self, value, path, careful):
         if type(value) is int and self.lo <= value <= self.hi:
@@ -258,6 +283,7 @@ class AnyValue(Type):
     """Go's ``any``: every JSON value, numbers as float64."""
 
     go = "float64"
+    fast = ANYTHING
 
     def conv(self, value, path, careful):
         if not careful:
@@ -303,6 +329,8 @@ class List(Type):
     def __init__(self, elem: Type) -> None:
         self.elem = elem
         self.go = "[]" + ("interface {}" if isinstance(elem, AnyValue) else elem.go)
+        if isinstance(elem, AnyValue):
+            self.fast = (list, None, None)
 
     def conv(self, value, path, careful):
         if type(value) is not list:
@@ -322,6 +350,8 @@ class Map(Type):
     def __init__(self, elem: Type) -> None:
         self.elem = elem
         self.go = "map[string]" + ("interface {}" if isinstance(elem, AnyValue) else elem.go)
+        if isinstance(elem, AnyValue):
+            self.fast = (dict, None, None)
 
     def conv(self, value, path, careful):
         if not isinstance(value, dict):
@@ -358,6 +388,12 @@ class Struct(Type):
         self.go = go
         self.fields = fields
         self.folded = {_fold(k): k for k in fields}
+        # For the fast path: exact name -> (Python type or None for any, lo, hi).
+        self.quick = {
+            k: (None, None, None) if t.fast is ANYTHING else t.fast
+            for k, t in fields.items()
+            if t.fast is not None
+        }
 
     def conv(self, value, path, careful=True):
         if value is None:
@@ -365,6 +401,8 @@ class Struct(Type):
         t = type(value)
         if t is _Obj:
             items = value.pairs
+        elif t is _PairList:
+            items = value
         elif t is dict:
             items = value.items()
         else:
@@ -374,10 +412,18 @@ class Struct(Type):
                 else f"json: cannot unmarshal {_what(value)} into Go struct field {path} "
                 f"of type {self.go}"
             )
+        # Keys in document order: the fast decoder refuses repeated keys, so a
+        # plain dict's order is the document's too (the last key wins).
         fields = self.fields
         out: dict[str, Any] = {}
-        folded_any = False
+        quick = self.quick if not careful else {}
         for key, v in items:
+            q = quick.get(key)
+            if q is not None:
+                pytype, lo, hi = q
+                if pytype is None or (type(v) is pytype and (lo is None or lo <= v <= hi)):
+                    out[key] = v
+                    continue
             typ = fields.get(key)
             name = key
             if typ is None:
@@ -385,24 +431,23 @@ class Struct(Type):
                 if name is None:
                     continue  # unknown keys are ignored, whatever they hold
                 typ = fields[name]
-                folded_any = True
             if v is None:
                 if not typ.scalar:
                     out.pop(name, None)
                 continue
+            if not careful and name != key and (q := self.quick.get(name)) is not None:
+                pytype, lo, hi = q
+                if pytype is None or (type(v) is pytype and (lo is None or lo <= v <= hi)):
+                    out[name] = v
+                    continue
             out[name] = typ.conv(v, f"{path}.{name}", careful)
-        if folded_any and not careful:
-            # Two keys (``jid`` and ``JID``) for one field in a plain dict: which
-            # came last is lost; the careful decoder has the order.
-            names = [k if k in fields else self.folded.get(_fold(k)) for k, _ in items]
-            names = [n for n in names if n is not None]
-            if len(names) != len(set(names)):
-                raise _Fallback
         return out
 
 
 class Lenient(Type):
     """A field only this server reads (``priority``): any JSON, never an error."""
+
+    fast = ANYTHING
 
     def conv(self, value, path, careful):
         return value
@@ -470,8 +515,21 @@ def decode(doc: str, typ: Type) -> Any:
     if ("\\u" not in doc or not _SURROGATE_ESCAPE.search(doc)) and (
         len(doc) <= 2 * MAX_DEPTH or doc.count("[") + doc.count("{") <= MAX_DEPTH
     ):
+        long = len(doc) > 300
+        if isinstance(typ, Struct) and doc.count("{") == 1:
+            # The only object is the struct itself: its pairs in order are all
+            # we need, and a C-built list is cheaper than a Python hook.
+            decoder = _flat_long if long else _flat
+        else:
+            decoder = _fast_long if long else _fast
         try:
-            value = (_fast_long if len(doc) > 300 else _fast).decode(doc)
+            try:
+                # scan_once: what decode() does, without its two whitespace scans
+                value, end = decoder.scan_once(doc, 0)
+            except StopIteration:
+                end = -1
+            if end != len(doc):  # leading or trailing space, extra data, not JSON
+                value = decoder.decode(doc)
             return _top(typ, value, False)
         except (_Fallback, RecursionError):
             pass
