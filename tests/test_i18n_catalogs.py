@@ -97,6 +97,11 @@ def test_template_is_current():
     assert not missing, "run pybabel extract (docs/web-ui.md): " + ", ".join(missing[:20])
 
 
+def test_the_sixteen_languages_are_served():
+    wanted = "de es fr it ja ko nl pl pt-BR ru zh-CN uk sv tr ar he".split()
+    assert sorted(TRANSLATED) == sorted(wanted)
+
+
 def test_every_catalog_directory_is_served():
     present = {
         d for d in os.listdir(i18n.LOCALE_DIR) if os.path.isdir(os.path.join(i18n.LOCALE_DIR, d))

@@ -41,6 +41,13 @@ async def test_accept_language_picks_the_catalog(web):  # noqa: F811
     blob = script_blob(page)
     assert blob["locale"] == "de" and blob["dir"] == "ltr"
     assert blob["messages"]["Waiting for data…"] == "Warte auf Daten…"
+    # pt-PT -> pt -> our Brazilian catalog; Arabic and Hebrew right to left.
+    for header, served in (("pt-PT,pt;q=0.8", ("pt-BR", "ltr")), ("ar", ("ar", "rtl"))):
+        _, page = await web.get("/queues", headers={"Accept-Language": header})
+        assert lang_of(page) == served
+    assert "<h1>Filas</h1>" in (await web.get("/queues", headers={"Accept-Language": "pt"}))[1]
+    _, page = await web.get("/queues", headers={"Accept-Language": "he-IL"})
+    assert lang_of(page) == ("he", "rtl") and "<h1>תורים</h1>" in page
     # No header, or only languages we lack: English.
     for header in (None, "tlh, xx-YY;q=0.5"):
         _, page = await web.get("/", headers={"Accept-Language": header} if header else {})

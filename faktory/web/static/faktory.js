@@ -14,7 +14,9 @@
   try {
     I18N = JSON.parse(document.documentElement.getAttribute("data-i18n") || "{}");
   } catch (e) { /* keep English */ }
-  var LOCALE = I18N.locale || "en";
+  /* Latin digits, as the server's Babel writes them (Intl would use
+     Arabic-Indic digits for "ar", and the numbers would change on refresh). */
+  var LOCALE = (I18N.locale || "en") + "-u-nu-latn";
   var RTL = I18N.dir === "rtl";
   var fmt = new Intl.NumberFormat(LOCALE);
   var compactFmt = new Intl.NumberFormat(LOCALE, { notation: "compact", maximumFractionDigits: 1 });
