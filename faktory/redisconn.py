@@ -58,7 +58,16 @@ def _arg(value: Any) -> Any:
     return str(value)
 
 
-_NOT_READY = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
+# NOREPLICAS: a primary with min-replicas-to-write that lost its replicas.
+_NOT_READY = (
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "READONLY",
+    "NOREPLICAS",
+)
 
 
 class RedisProtocol(txredisapi.RedisProtocol):

@@ -244,3 +244,20 @@ def test_rediss_sentinel_speaks_tls_to_the_sentinels_and_redis():
     finally:
         srv.stop()
         ha.stop()
+
+
+def test_a_primary_refusing_writes_without_replicas_answers_unavailable(pair):
+    """``min-replicas-to-write`` (the runbook's advice): Redis refuses writes
+    once the replica is gone; clients get the retryable error, no internal error."""
+    pair.call("primary", "CONFIG", "SET", "min-replicas-to-write", "1")
+    srv = serve(f"redis://127.0.0.1:{pair.ports['primary']}")
+    srv.start()
+    try:
+        c = srv.client()
+        assert c.push(queue="nr")[1] == "OK"
+        pair.kill("replica")
+        pair.wait(lambda: "connected_slaves:0" in pair.call("primary", "INFO", "replication"))
+        reply = c.push(queue="nr")[1]
+        assert reply.startswith("ERR Redis is unavailable: NOREPLICAS"), reply
+    finally:
+        srv.stop()
