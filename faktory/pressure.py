@@ -10,13 +10,16 @@ banner while it lasts.
 Memory is kept for the work already stored: once Redis uses ``HIGH_WATER``
 of its ``maxmemory``, new PUSHes are refused by the server itself, so FETCH,
 ACK and FAIL (which free memory or barely use any) keep working and workers
-can drain the backlog; PUSHes are taken again below ``LOW_WATER``.  A full
-disk stops every write in Redis; it resumes by itself once there is space
-(the AOF is retried at once; a failed RDB snapshot is retried here).
+can drain the backlog; PUSHes are taken again below ``LOW_WATER``.  The
+spawned Redis's disk is kept the same way: PUSH is refused while less than
+``DISK_RESERVE`` is free.  A disk that fills up anyway stops every write in
+Redis; it resumes by itself once there is space (the AOF is retried at once;
+a failed RDB snapshot is retried here).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -30,6 +33,8 @@ log = Logger()
 HIGH_WATER = 0.90  # of maxmemory: new PUSHes refused from here...
 LOW_WATER = 0.85  # ...until usage is back below this
 BGSAVE_RETRY = 5.0  # seconds between snapshot attempts after one failed
+DISK_RESERVE = 64 * 1024**2  # free bytes on the data dir's disk kept for stored work...
+DISK_RESERVE_SHARE = 0.10  # ...or this share of the disk if that is less
 
 SIZE = re.compile(r"\A\s*(\d+)\s*(b|k|kb|m|mb|g|gb)?\s*\Z", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2}
@@ -79,10 +84,12 @@ class Pressure:
     reports): sets the manager's ``push_budget`` (the bytes of new jobs
     that fit below the high-water mark) and holds the problems to show."""
 
-    def __init__(self, store, manager, spawned: bool) -> None:
+    def __init__(self, store, manager, data_dir: str | None = None) -> None:
         self.store = store
         self.manager = manager  # its push_budget / push_refusal are ours to set
-        self.spawned = spawned  # ours to ask for a new snapshot
+        self.data_dir = data_dir  # the spawned Redis's: ours to watch and snapshot
+        self.spawned = data_dir is not None
+        self._disk_refusal: RedisRefused | None = None
         self.episodes: dict[str, str] = {}  # kind -> what the operator is told
         self._last_bgsave = 0.0
         self._memory_check: defer.Deferred | None = None
@@ -111,6 +118,7 @@ class Pressure:
         except StorageUnavailable:
             return  # Redis away: reported elsewhere
         info = _fields(raw)
+        self._space()
         self._memory(info)
         self._disk(info)
 
@@ -132,6 +140,37 @@ class Pressure:
         return waiter
 
     def _memory(self, info: dict[str, str]) -> None:
+        self._memory_state(info)
+        manager = self.manager
+        if self._disk_refusal is not None:  # the disk's reserve is as binding
+            manager.push_budget, manager.push_blocked = 0, True
+            manager.push_refusal = self._disk_refusal
+
+    def _space(self) -> None:
+        """Keep the last of the data directory's disk for the stored work: an
+        ACK or a FETCH appends to the AOF too, and a full disk stops them all."""
+        if self.data_dir is None:
+            return
+        try:
+            st = os.statvfs(self.data_dir)
+        except OSError:
+            return
+        free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        reserve = min(DISK_RESERVE, total * DISK_RESERVE_SHARE)
+        low = "disk-space" in self.episodes
+        if free < reserve or (low and free < reserve * 1.25):
+            text = (
+                f"Redis's disk is nearly full: {human(free)} free in {self.data_dir} "
+                f"(the last {human(reserve)} are kept for the work already stored), so "
+                "PUSH is refused until there is space again (FETCH, ACK and FAIL still work)"
+            )
+            self._disk_refusal = RedisRefused("disk", text)
+            self._start("disk-space", text)
+        else:
+            self._disk_refusal = None
+            self._end("disk-space", "Redis's disk has space again: new jobs are accepted")
+
+    def _memory_state(self, info: dict[str, str]) -> None:
         manager = self.manager
         used, limit = _int(info.get("used_memory")), _int(info.get("maxmemory"))
         if not limit:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints, task
@@ -31,7 +32,7 @@ from .plugin import WebPage
 from .pressure import Pressure
 from .protocol import FaktoryFactory
 from .redisconn import connect
-from .redisproc import RedisProcess, find_redis_server
+from .redisproc import RedisProcess, find_redis_server, socket_path
 from .sentinel import is_sentinel_url
 from .store import Store
 from .workers import Workers
@@ -166,7 +167,11 @@ class FaktoryServer(service.MultiService):
         self.admin = Admin(self)
         self.add_task("scheduled", 1, lambda: self.manager.promote("scheduled"))
         self.add_task("retries", 1, lambda: self.manager.promote("retries"))
-        self.pressure = Pressure(self.store, self.manager, self.redis_process is not None)
+        # The spawned Redis's disk is watched by its server and --workers children.
+        own = self.redis_process is not None or (
+            url.startswith("unix:") and urlsplit(url).path == socket_path(s.data_dir)
+        )
+        self.pressure = Pressure(self.store, self.manager, s.data_dir if own else None)
         self.redis.on_refusal = self.pressure.refused
         self.add_task("pressure", 1, self.pressure.check)
         self.add_task("busy", 5, self.manager.reap_reservations)

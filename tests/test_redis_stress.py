@@ -22,6 +22,8 @@ from helpers import ReplyError, ServerProcess, short_tmpdir
 
 OOM = "ERR Redis is out of memory"
 DISK = "ERR Redis cannot write to disk"
+# A PUSH may also meet the server's own disk reserve first (its next look).
+DISK_ANY = (DISK, "ERR Redis's disk is nearly full")
 
 
 def _raw(srv) -> RawRedis:
@@ -148,11 +150,11 @@ def test_full_disk_is_reported_clearly_and_work_resumes_without_losing_jobs():
                 break
             acked.append(jid)  # +OK: Redis holds it and writes it once it can
             time.sleep(0.02)
-        assert refusal is not None and refusal.startswith(DISK), refusal
+        assert refusal is not None and refusal.startswith(DISK_ANY), refusal
         fetched = c.call("FETCH disk")
         assert isinstance(fetched, ReplyError) and fetched.startswith(DISK), fetched
         for _ in range(10):
-            assert c.push(queue="disk")[1].startswith(DISK)
+            assert c.push(queue="disk")[1].startswith(DISK_ANY)
         with urllib.request.urlopen(f"http://127.0.0.1:{srv.web_port}/", timeout=10) as r:
             assert "Redis cannot write to disk" in r.read().decode()
         post = urllib.request.Request(
@@ -206,3 +208,41 @@ def test_redis_maxmemory_from_toml_or_flag_and_bad_values_refused():
     rc, out = run_server("--redis-maxmemory", "-1", "-d", short_tmpdir())
     assert rc != 0 and "--redis-maxmemory must be a size such as 512mb or 2gb" in out, out
     assert "Traceback" not in out
+
+
+def test_nearly_full_disk_refuses_push_but_workers_still_drain():
+    """The last tenth of the data dir's disk (at most 64 MiB) is kept for the
+    stored work: PUSH is refused before the disk is full, ACKs still land."""
+    mount = short_tmpdir("fkd")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mount], check=True)
+    logs = short_tmpdir("fkl")
+    srv = ServerProcess(data_dir=mount, web=False)
+    srv.log_path = os.path.join(logs, "server.log")
+    ballast = os.path.join(mount, "ballast")
+    try:
+        srv.start()
+        c = srv.client()
+        acked = [c.push(queue="low", args=["z" * 500])[0] for _ in range(30)]
+        st = os.statvfs(mount)
+        with open(ballast, "wb") as f:  # leave about 300 KB of the 8 MB free
+            f.write(b"\0" * (st.f_bavail * st.f_frsize - 300 * 1024))
+        refusal = _until(
+            lambda: (lambda r: r[1] != "OK" and r[1])(c.push(queue="low-probe")),
+            10,
+            "PUSH to be refused",
+        )
+        assert refusal.startswith("ERR Redis's disk is nearly full"), refusal
+        assert "FETCH, ACK and FAIL still work" in refusal
+        assert sorted(_drain(c, "low")) == sorted(acked)  # the reserve took the ACKs
+        os.unlink(ballast)
+        _until(lambda: c.push(queue="low")[1] == "OK", 10, "PUSH to be accepted again")
+        log = srv.log()
+        assert log.count("Redis's disk is nearly full") == 1, log
+        assert "Redis's disk has space again" in log
+        assert "cannot write to disk" not in log and "Traceback" not in log, log
+        c.close()
+    finally:
+        srv.stop()
+        subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(mount, ignore_errors=True)
+        shutil.rmtree(logs, ignore_errors=True)
