@@ -25,7 +25,6 @@ their ACK can be recognised.
 from __future__ import annotations
 
 import html
-import json
 import re
 import secrets
 from typing import Any
@@ -34,6 +33,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from .. import job as jobs
+from .. import wire
 from ..errors import CommandError, gather
 from ..job import JobError, format_time
 from ..plugin import WebPage
@@ -466,9 +466,9 @@ class BatchPlugin:
 
     async def cmd_new(self, rest: str) -> str:
         try:
-            spec = json.loads(rest)
-        except ValueError:
-            spec = None
+            spec = wire.loads(rest)  # Go's rules: depth, NaN, surrogates, number range
+        except ValueError as e:
+            raise CommandError(f"invalid batch: BATCH NEW takes a JSON object: {e}") from None
         if not isinstance(spec, dict):
             raise CommandError("invalid batch: BATCH NEW takes a JSON object")
         if spec.get("bid"):

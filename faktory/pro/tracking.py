@@ -16,12 +16,12 @@ lives as long as a job can reasonably wait (30 days).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .. import wire
 from ..errors import CommandError
 from ..job import dumps, format_time, parse_time
 from ..store import Script
@@ -198,9 +198,9 @@ class TrackingPlugin:
         from ..protocol import OK
 
         try:
-            data = json.loads(rest)
-        except ValueError:
-            data = None
+            data = wire.loads(rest)  # Go's rules: depth, NaN, surrogates, number range
+        except ValueError as e:
+            raise CommandError(f"invalid TRACK SET: {e}") from None
         if not isinstance(data, dict):
             raise CommandError("invalid TRACK SET: takes a JSON object with a jid")
         jid = data.get("jid")
