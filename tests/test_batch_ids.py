@@ -86,3 +86,41 @@ def test_no_cycle_at_any_depth(c):
         seen.add(up)
         up = status(c, up).get("parent_bid")
     assert a[0] in seen and len(seen) == 80
+
+
+def test_a_member_refused_by_a_later_step_is_not_counted(tmp_path):
+    """A plugin's PUSH middleware (after the batch's) refuses the job: the
+    batch must not wait for it."""
+    import os
+
+    from test_cron_edges import FLAKY
+
+    from helpers import ServerProcess, config_dir
+
+    extra = tmp_path / "extra"
+    (extra / "faktory_plugins").mkdir(parents=True)
+    (extra / "faktory_plugins" / "flaky.py").write_text(FLAKY)
+    old = os.environ.get("PYTHONPATH")
+    env = {"PYTHONPATH": str(extra) + (os.pathsep + old if old else "")}
+    d = config_dir('[plugins]\nenabled = ["flaky"]\n')
+    srv = ServerProcess(args=["--config-dir", d], web=False, env=env).start()
+    try:
+        c = srv.client()
+        bid = new_batch(c, success={"jobtype": "AllDone", "queue": "bu-cb"})
+        ok = {"jid": uuid.uuid4().hex, "jobtype": "Fine", "queue": "bu", "args": []}
+        ok["custom"] = {"bid": bid}
+        bad = dict(ok, jid=uuid.uuid4().hex, jobtype="Flaky")
+        assert c.call("PUSH " + json.dumps(ok)) == "OK"
+        assert isinstance(c.call("PUSH " + json.dumps(bad)), ReplyError)
+        reply = c.call("PUSHB " + json.dumps([dict(bad, jid=uuid.uuid4().hex)]))
+        assert isinstance(reply, ReplyError), reply  # a middleware bug fails the PUSHB
+        # A second PUSH of a member's jid that is refused leaves the member counted.
+        assert isinstance(c.call("PUSH " + json.dumps(dict(ok, jobtype="Flaky"))), ReplyError)
+        assert status(c, bid)["total"] == 1 and status(c, bid)["pending"] == 1
+        assert c.call(f"BATCH COMMIT {bid}") == "OK"
+        job = c.fetch("bu")
+        assert job["jid"] == ok["jid"]
+        assert c.call(json.dumps({"jid": job["jid"]}).join(("ACK ", ""))) == "OK"
+        assert c.fetch("bu-cb")["jobtype"] == "AllDone"
+    finally:
+        srv.discard()

@@ -204,11 +204,10 @@ ADD_JOB = (
 local bid = ARGV[4]
 local k = bkey(bid)
 if redis.call('EXISTS', k) == 0 then return {'nobatch'} end
-if redis.call('HSETNX', k .. ':jobs', ARGV[5], 'p') == 1 then
-  redis.call('HINCRBY', k, 'total', 1)
-  redis.call('HINCRBY', k, 'pending', 1)
-  redis.call('HINCRBY', k, 'unrun', 1)
-end
+if redis.call('HSETNX', k .. ':jobs', ARGV[5], 'p') == 0 then refresh(bid) return {'dup'} end
+redis.call('HINCRBY', k, 'total', 1)
+redis.call('HINCRBY', k, 'pending', 1)
+redis.call('HINCRBY', k, 'unrun', 1)
 refresh(bid)
 return fired
 """
@@ -420,12 +419,13 @@ class BatchPlugin:
         self.server: Any = None
         self.store: BatchStore | None = None
         self._sweep_at = 0
+        self._dups: dict[int, str] = {}  # id(job) -> jid of pushes already in the batch
 
     def setup(self, server) -> None:
         self.server = server
         self.store = BatchStore(server.store)
         server.factory.add_command("BATCH", self.command)
-        server.manager.use("push", self.on_push, custom=("bid",))
+        server.manager.use("push", self.on_push, custom=("bid",), undo=self.undo_push)
         server.manager.use("settled", self.on_settled, custom=("bid", "_cb"))
         server.add_task("batch-index", 60, self.sweep_index)
         server.add_web_page(WebPage(path="batches", title=N_("Batches"), render=self.render_page))
@@ -549,6 +549,19 @@ class BatchPlugin:
         status = self._wake(await self.store.add_job(bid, job["jid"], self.now()))
         if status == "nobatch":
             raise CommandError(f"no such batch {bid}")
+        if status == "dup":  # already a member: an undo must not take that one back
+            self._dups[id(job)] = job["jid"]
+            while len(self._dups) > 10_000:
+                del self._dups[next(iter(self._dups))]
+
+    async def undo_push(self, job: dict) -> None:
+        """The PUSH failed after this job was counted: take it back."""
+        from .batch_undo import remove_job
+
+        if self._dups.pop(id(job), None) == job["jid"]:
+            return
+        bid, jid = job["custom"]["bid"], job["jid"]
+        self._wake(await remove_job(self.store, bid, jid, self.now()))
 
     async def on_settled(self, job: dict, outcome: str, reservation: dict) -> None:
         custom = job.get("custom")
