@@ -316,3 +316,24 @@ async def test_queue_filters_by_jid_jobtype_and_text(web, monkeypatch):
     assert len(jids_in(page1)) == 25 and len(jids_in(page2)) == 12
     assert 'href="/queues/many?jobtype=Bulk&amp;page=2"' in page1
     assert not set(jids_in(page1)) & set(jids_in(page2))
+
+
+@pytest_twisted.ensureDeferred
+async def test_job_page_releases_a_job_whose_worker_is_gone(web):
+    job = await web.push(queue="work", jobtype="Stuck")
+    await web.server.manager.fetch(["work"], wid="w-dead")
+    _, html = await web.get(f"/job/{job['jid']}")
+    assert where(html).startswith("In progress Reserved by w-dead")
+    assert "worker gone" in html and 'name="return" value="job"' in html
+    stamp = re.search(r'name="reserved_at" value="([^"]+)"', html).group(1)
+    response, _ = await web.post(
+        "/busy/release", {"jid": job["jid"], "reserved_at": stamp, "return": "job"}
+    )
+    assert response.headers.getRawHeaders("location") == [f"/job/{job['jid']}"]
+    _, html = await web.get(f"/job/{job['jid']}")
+    assert where(html).startswith("Enqueued Waiting in queue work")
+    # A job whose worker is alive has no release button on its page.
+    await web.store.worker_connect("w-ok", time.time(), "{}")
+    await web.server.manager.fetch(["work"], wid="w-ok")
+    _, html = await web.get(f"/job/{job['jid']}")
+    assert "Reserved by w-ok" in where(html) and 'value="release"' not in html

@@ -17,6 +17,7 @@ from . import display, layout, pages
 from .app import WebUI, _arg
 from .i18n import N_
 from .layout import Ctx, badge, button, post_form, tags, when
+from .orphans import release_cell
 
 app = WebUI.app
 
@@ -67,8 +68,9 @@ async def job(self, request, jid):
         actions = pages.job_actions(ctx, kind, loc.key)
     elif loc.where == "queue":
         actions = queue_job_actions(ctx, loc)
-    else:
-        actions = ""
+    else:  # in progress: releasable when its worker process is gone
+        workers = await self.server.admin.worker_records()
+        actions = release_cell(ctx, workers, back="job")({**loc.reservation, "job": data})
     active = kind.name if kind is not None else ACTIVE_TAB[loc.where]
     return await self._html(ctx, active, title, body, actions=actions, live=True)
 

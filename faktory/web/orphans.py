@@ -5,6 +5,7 @@ a button that releases the job back to the front of its queue now
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import quote
 
 from twisted.web.template import Tag
 
@@ -15,8 +16,9 @@ from .layout import Ctx, badge, button, post_form, tags
 app = WebUI.app
 
 
-def release_cell(ctx: Ctx, workers: list[dict]) -> Callable[[dict], Tag | str]:
-    """For ``pages.busy``: a reservation's mark and release button, or ''."""
+def release_cell(ctx: Ctx, workers: list[dict], back: str = "") -> Callable[[dict], Tag | str]:
+    """For ``pages.busy`` (and the job page, ``back="job"``): a reservation's
+    mark and release button, or ''."""
     live = orphans.live_workers(workers, ctx.now)
 
     def cell(reservation: dict) -> Tag | str:
@@ -38,7 +40,11 @@ def release_cell(ctx: Ctx, workers: list[dict]) -> Callable[[dict], Tag | str]:
                         "Its worker process sends no heartbeat: put the job back in its queue"
                     ),
                 ),
-                hidden={"jid": jid, "reserved_at": str(reservation.get("reserved_at", ""))},
+                hidden={
+                    "jid": jid,
+                    "reserved_at": str(reservation.get("reserved_at", "")),
+                    "return": back,
+                },
                 class_="inline",
             ),
             class_="release",
@@ -60,4 +66,5 @@ async def release(self, request):
         "gone": t._("Job {jid} is no longer held by that reservation: nothing released.", jid=jid),
         "alive": t._("The worker holding {jid} sends heartbeats again: nothing released.", jid=jid),
     }[outcome]
-    return self._redirect(request, "/busy", message)
+    back = "/job/" + quote(jid, safe="") if _arg(request, "return") == "job" else "/busy"
+    return self._redirect(request, back, message)
