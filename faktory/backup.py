@@ -39,7 +39,7 @@ import hiredis
 from twisted.internet import task, threads
 from twisted.logger import Logger
 
-from . import datadir
+from . import datadir, private_files
 from .namespace import REGISTRY, NamespaceError, glob_escape, normalise
 from .redisproc import RedisProcess, find_redis_server, socket_path
 
@@ -135,7 +135,7 @@ def _copy_snapshot(src: str, folder: str, keep: int) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
     path = os.path.join(folder, RDB_PREFIX + stamp + RDB_SUFFIX)
     tmp = path + ".tmp"
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+    with open(src, "rb") as fin, private_files.open_private(tmp) as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.flush()
         os.fsync(fout.fileno())
@@ -251,7 +251,10 @@ class TemporaryRedis:
             os.unlink(self.process.socket)  # stale: nothing answered on it
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [self.binary.path, conf], stdout=self.log, stderr=subprocess.STDOUT
+            [self.binary.path, conf],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            umask=private_files.UMASK,  # its RDB/AOF private, as the server's
         )
         deadline = time.monotonic() + 600
         while True:
@@ -368,6 +371,7 @@ def _dump(
     count = size = 0
     files = datadir.data_files(data_dir)
     temporary = TemporaryRedis(data_dir, redis_server=redis_server)
+    private_files.open_private(tmp).close()  # created 0600: a backup holds every job
     with temporary as r, gzip.open(tmp, "wt", encoding="utf-8") as out:
         version = _info(r("INFO", "server")).get("redis_version", "")
         header = {

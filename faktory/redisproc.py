@@ -23,6 +23,8 @@ from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from . import private_files
+
 log = Logger()
 
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
@@ -69,6 +71,7 @@ _LAUNCHER = (
     "except Exception:\n"
     "    pass\n"
     "os.setpgrp()\n"
+    "os.umask(0o077)\n"  # what Redis writes (RDB, AOF, appendonlydir) is private
     "os.execv(sys.argv[1], sys.argv[1:])\n"
 )
 
@@ -186,6 +189,7 @@ class RedisProcess(service.Service):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        private_files.make_private(self.data_dir)  # at every start: even if it was open
         return path
 
     def startService(self) -> None:
