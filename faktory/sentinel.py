@@ -173,6 +173,10 @@ class SentinelEndpoint:
         self.spec = spec
         self.primary: tuple[str, int] | None = None
 
+    def __repr__(self) -> str:
+        hosts = ",".join(f"{h}:{p}" for h, p in self.spec.sentinels)
+        return f"<primary of {self.spec.service!r} from Sentinels {hosts}>"
+
     def connect(self, factory) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._connect(factory))
 
