@@ -322,3 +322,60 @@ def test_workers_children_get_the_redis_password_off_their_command_line():
     finally:
         s.discard()
         shutil.rmtree(conf, ignore_errors=True)
+
+
+def test_an_address_guessing_gateway_passwords_is_shut_out(srv):
+    """Refused AUTHs are counted per address, as HELLOs are: after 5 the
+    address gets no AUTH attempt for a while; other addresses still get in."""
+    guesser = "127.0.0.3"  # loopback too: its own client address
+
+    def attempt(password: str) -> bytes:
+        s = socket.socket()
+        s.settimeout(10)
+        s.bind((guesser, 0))
+        s.connect(("127.0.0.1", srv.gateway_port))
+        with s:
+            f = s.makefile("rwb")
+            reply = raw_call(f, "AUTH", password)
+            f.close()
+            return reply
+
+    replies = [attempt(f"guess-{n}") for n in range(8)]
+    assert all(r.startswith(b"-WRONGPASS") for r in replies[:5]), replies
+    assert all(r.startswith(b"-ERR too many failed AUTHs") for r in replies[5:]), replies
+    assert attempt(PASSWORD).startswith(b"-ERR too many failed AUTHs")  # even the right one
+    r = connect(srv, password=PASSWORD)  # from 127.0.0.1: served as usual
+    assert r.ping()
+    r.close()
+    assert "Redis gateway AUTH from 127.0.0.3:" in srv.log()
+    assert "refusing 127.0.0.3 for 60 s" in srv.log()
+    assert "guess-" not in srv.log()  # no password in the log
+
+
+def test_the_gateway_acl_survives_a_redis_restart(srv):
+    """Redis killed under the server comes back with the same ACL (it is in
+    redis.conf): the server reconnects with its password, the gateway still
+    refuses writes."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+    import procstat
+
+    pid = next(p for p in procstat.process_tree([srv.proc.pid]) if procstat.is_redis(p))
+    os.kill(pid, 9)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            c = srv.client(password=WORKER_PASSWORD)
+            reply = c.push(queue="after-restart", args=[])[1]
+            c.close()
+        except (OSError, ConnectionError):
+            reply = None
+        if reply == "OK":
+            break
+        assert time.monotonic() < deadline, srv.log()[-3000:]
+        time.sleep(0.2)
+    with socket.create_connection(("127.0.0.1", srv.gateway_port), timeout=10) as s:
+        f = s.makefile("rwb")
+        assert raw_call(f, "AUTH", PASSWORD) == b"+OK\r\n"
+        assert raw_call(f, "LLEN", "fk:q:after-restart:5") == b":1\r\n"
+        assert raw_call(f, "CONFIG", "SET", "dir", "/tmp").startswith(b"-NOPERM")
+        f.close()
