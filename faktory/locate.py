@@ -11,6 +11,7 @@ entries, at most ``LIMIT`` entries per search, stopping at the first match.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,22 @@ end
 if pos < base then out[1] = pos end
 return out
 """
+
+
+def _object(raw: bytes) -> dict:
+    """A stored JSON object, or {} for anything else (never an exception)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _is_score(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def jid_needle(jid: str) -> str:
@@ -150,8 +167,10 @@ class Finder:
         given, then in retries, dead and scheduled, then in the queues."""
         raw = await self.store.reservation(jid)
         if raw is not None:
-            reservation = json.loads(raw)
-            job = reservation.pop("job", {})
+            reservation = _object(raw)
+            job = reservation.pop("job", None)
+            if not isinstance(job, dict):  # shown as the unreadable payload it is
+                return Search(Location("working", raw, reservation=reservation), True, 1)
             return Search(
                 Location(
                     "working",
@@ -162,7 +181,7 @@ class Finder:
                 True,
                 1,
             )
-        if hint is not None and hint[0] in SETS:
+        if hint is not None and hint[0] in SETS and _is_score(hint[1]):
             raw = await self.store.set_entry(hint[0], hint[1], jid)
             if raw is not None:
                 return Search(Location(hint[0], raw, key=f"{hint[1]}|{jid}"), True, 1)

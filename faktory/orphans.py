@@ -42,10 +42,14 @@ async def release(server: Any, jid: str, reserved_at: str) -> tuple[str, dict]:
     raw = await store.reservation(jid)
     if raw is None:
         return "gone", {}
-    reservation = json.loads(raw)
-    job = reservation.get("job") or {}
-    if str(reservation.get("reserved_at", "")) != reserved_at:
-        return "gone", job
+    try:
+        reservation = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        reservation = None
+    job = reservation.get("job") if isinstance(reservation, dict) else None
+    # An unreadable reservation cannot be the one the page showed: refuse.
+    if not isinstance(job, dict) or str(reservation.get("reserved_at", "")) != reserved_at:
+        return "gone", {}
     wid = str(reservation.get("wid") or "")
     now = server.clock.seconds()
     outcome = await store.release_orphan(

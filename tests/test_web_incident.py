@@ -337,3 +337,21 @@ async def test_job_page_releases_a_job_whose_worker_is_gone(web):
     await web.server.manager.fetch(["work"], wid="w-ok")
     _, html = await web.get(f"/job/{job['jid']}")
     assert "Reserved by w-ok" in where(html) and 'value="release"' not in html
+
+
+@pytest_twisted.ensureDeferred
+async def test_odd_hints_and_unreadable_reservations_are_handled(web):
+    job = await web.push(queue="q")
+    for query in ("in=retries&score=abc", "in=retries&score=nan", "in=bogus&score=1", "score=1"):
+        response, html = await web.get(f"/job/{job['jid']}?{query}")
+        assert response.code == 200 and where(html).startswith("Enqueued"), query
+    # A reservation that is not JSON: shown, never a 500, and not releasable.
+    await web.cmd("HSET", web.store.prefix + "working", "broken", "not json{")
+    response, html = await web.get("/job/broken")
+    assert response.code == 200 and "(unreadable payload)" in html
+    assert 'value="release"' not in html
+    response, html = await web.get("/busy")
+    assert response.code == 200 and 'value="release"' not in html
+    response, _ = await web.post("/busy/release", {"jid": "broken", "reserved_at": ""})
+    assert response.code == 302
+    assert await web.cmd("HGET", web.store.prefix + "working", "broken") == b"not json{"

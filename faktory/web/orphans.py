@@ -22,8 +22,8 @@ def release_cell(ctx: Ctx, workers: list[dict], back: str = "") -> Callable[[dic
     live = orphans.live_workers(workers, ctx.now)
 
     def cell(reservation: dict) -> Tag | str:
-        if not orphans.is_orphan(reservation, live):
-            return ""
+        if not orphans.is_orphan(reservation, live) or not reservation.get("reserved_at"):
+            return ""  # (an unreadable reservation cannot be released from here)
         jid = str((reservation.get("job") or {}).get("jid", ""))
         return tags.div(
             badge(ctx._("worker gone"), "danger"),
