@@ -246,3 +246,30 @@ def test_nearly_full_disk_refuses_push_but_workers_still_drain():
         subprocess.run(["umount", "-l", mount], check=False)
         shutil.rmtree(mount, ignore_errors=True)
         shutil.rmtree(logs, ignore_errors=True)
+
+
+def test_refusals_of_redis_6_and_7_and_sizes_are_read():
+    from faktory.pressure import parse_size, refusal
+
+    wrapped6 = (
+        "ERR Error running script (call to f_1): @user_script:3: @user_script: 3: "
+        "-MISCONF Errors writing to the AOF file: No space left on device"
+    )
+    assert refusal(wrapped6).message.startswith(
+        "Redis cannot write to disk (Errors writing to the AOF file: No space left on device):"
+    )
+    rdb = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
+    assert refusal(rdb + "persist to disk. Commands that may modify...").kind == "disk"
+    oom7 = "OOM command not allowed when used memory > 'maxmemory'. script: 78, on @user_script:1."
+    assert refusal(oom7).kind == "memory" and refusal(oom7).message.startswith(OOM[4:])
+    assert refusal("ERR wrong number of arguments") is None
+    assert [parse_size(v) for v in ("0", "512mb", "2GB", "1k", " 100 ")] == [
+        0,
+        512 * 1024**2,
+        2 * 1024**3,
+        1000,
+        100,
+    ]
+    for bad in ("-1", "lots", "1.5gb", "1tb", ""):
+        with pytest.raises(ValueError):
+            parse_size(bad)
