@@ -873,7 +873,7 @@ class Store:
         if day:
             keys += [f"stat:processed:{day}", f"stat:failures:{day}"]
         values = yield self.redis.execute_command("MGET", *(self.prefix + k for k in keys))
-        return [int(v or 0) for v in values]
+        return [_count(v) for v in values]
 
     @defer.inlineCallbacks
     def flush(self):
@@ -1056,3 +1056,12 @@ class Store:
     def redis_info(self) -> defer.Deferred:
         """Redis INFO text (bytes)."""
         return self.redis.execute_command("INFO")
+
+
+def _count(value: bytes | None) -> int:
+    """A stored counter; one some other program garbled reads as 0 rather
+    than failing INFO, the dashboard and the metrics."""
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

@@ -219,6 +219,11 @@ def _fill_odd(srv) -> None:
         flat = [x for kv in fields.items() for x in kv]
         r("HSET", f"fk:worker:{wid}", *flat)
         r("ZADD", "fk:workers", NOW + 5, wid)
+    # Daily history counters of past days garbled by some other program.
+    for days_ago, value in ((3, "garbage"), (4, "1e999"), (5, "9" * 40), (6, "-7")):
+        day = time.strftime("%Y-%m-%d", time.gmtime(NOW - days_ago * 86400))
+        r("SET", f"fk:stat:processed:{day}", value)
+        r("SET", f"fk:stat:failures:{day}", value)
     r.close()
 
 
@@ -232,7 +237,7 @@ def odd():
 
 
 def test_every_page_survives_odd_stored_values(odd):
-    pages = ["/", "/queues", "/queues/odd", "/busy", "/retries", "/scheduled", "/morgue",
+    pages = ["/", "/?days=7", "/queues", "/queues/odd", "/busy", "/retries", "/scheduled", "/morgue",
              "/retries/groups", "/morgue/groups", "/debug", "/stats", "/metrics",
              "/retries?order=asc", "/morgue?q=odd", "/queues/odd?page=2", "/busy?page=2"]  # fmt: skip
     seen = {}
