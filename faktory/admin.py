@@ -41,8 +41,14 @@ class Admin:
         """The INFO document, shaped exactly like the real server's."""
         store = self.store
         now = self.server.clock.seconds()
-        queues, sets, (processed, failures), workers = yield gather(
-            [store.queue_sizes(), store.set_sizes(), store.counters(), store.workers()]
+        queues, sets, (processed, failures), workers, paused = yield gather(
+            [
+                store.queue_sizes(),
+                store.set_sizes(),
+                store.counters(),
+                store.workers(),
+                store.paused_queues(),
+            ]
         )
         tasks = {}
         for name in ("Scheduled", "Retries", "Dead"):
@@ -70,6 +76,8 @@ class Admin:
                 "total_processed": processed,
                 "total_enqueued": sum(queues.values()),
                 "total_queues": len(queues),
+                # Not in the real server's INFO: the queues FETCH skips.
+                "paused": sorted(paused),
             },
             "server": {
                 "description": "Faktory",

@@ -19,6 +19,7 @@ from . import (
     datadir,
     multiproc,
     namespace,
+    opcommands,
     plugins,
     reload,
     replication,
@@ -129,6 +130,7 @@ class FaktoryServer(service.MultiService):
         if self.redis_process is not None:
             self._claim_data_dir()
         self.factory = FaktoryFactory(self)
+        opcommands.install(self.factory)  # LIST, WORKERS, WORKER; audited QUEUE/MUTATE/FLUSH
         site = None
         if s.web:
             from twisted.web.server import Site

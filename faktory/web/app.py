@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.web.template import Tag, flattenString
 
 from .. import FAKTORY_COMPAT_VERSION
+from ..audit import audit, web_user
 from ..errors import RedisRefused, StorageUnavailable, gather
 from ..job import QUEUE_NAME, format_time
 from ..locate import Finder
@@ -328,6 +329,7 @@ class WebUI:
         if action == "delete_selected" or (action == "delete" and _args(request, "bkey")):
             items = [parse_queue_token(t) for t in _args(request, "bkey")]
             n = await admin.delete_queue_jobs(name, items)
+            audit(web_user(request), "deleted {n} job(s) from queue {q}", n=n, q=name)
             page = _page(request)
             return self._redirect(
                 request,
@@ -339,6 +341,7 @@ class WebUI:
         if action == "delete":
             size = (await self.server.store.queue_sizes([name])).get(name, 0)
             await admin.remove_queues([name])
+            audit(web_user(request), "cleared queue {q} ({n} job(s))", q=name, n=size)
             return self._redirect(
                 request,
                 "/queues",
@@ -351,9 +354,11 @@ class WebUI:
             )
         if action == "pause":
             await admin.pause_queues([name])
+            audit(web_user(request), "paused queue {q}", q=name)
             return self._redirect(request, back, t._("Queue {queue} paused.", queue=name))
         if action == "resume":
             await admin.resume_queues([name])
+            audit(web_user(request), "resumed queue {q}", q=name)
             return self._redirect(request, back, t._("Queue {queue} resumed.", queue=name))
         request.setResponseCode(400)
         return f"invalid action: {action}".encode()
@@ -404,6 +409,7 @@ class WebUI:
                 msg = t._("Told {wid} to quiet.", wid=wid)
             else:
                 msg = t._("Told {wid} to stop.", wid=wid)
+        audit(web_user(request), "sent {signal} to worker {wid}", signal=signal, wid=wid)
         return self._redirect(request, "/busy", msg)
 
     # -- retries, scheduled, dead -----------------------------------------------
@@ -459,6 +465,14 @@ class WebUI:
             request.setResponseCode(400)
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
             return str(e).encode()
+        audit(
+            web_user(request),
+            "{action} {n} job(s) in {set} ({which})",
+            action=action,
+            n=n,
+            set=kind.name,
+            which="all" if keys == ["all"] else f"{len(keys)} selected",
+        )
         message = {
             "delete": t.ngettext("Deleted {n} job.", "Deleted {n} jobs.", n),
             "retry": t.ngettext("Queued {n} job for retry.", "Queued {n} jobs for retry.", n),

@@ -9,10 +9,13 @@ import os
 import re
 from urllib.parse import urlsplit
 
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from .hosts import HostPolicy
+
+log = Logger()
 
 # Paths anyone may read even when the UI has a password: exactly these, and
 # files that exist in the static folder.  Anything else (a typo, /static/x/y,
@@ -116,6 +119,7 @@ class Guard(Resource):
         # Any user name; only the password counts, as in Faktory.
         given = request.getPassword()
         if not hmac.compare_digest(given, password.encode()):
+            _log_failed_login(request)
             return b"Authorization failed"
         return None
 
@@ -129,4 +133,34 @@ def is_public(path: list[bytes]) -> bool:
         and path[0] == b"static"
         and bool(STATIC_NAME.match(path[1]))
         and os.path.isfile(os.path.join(STATIC_DIR, path[1].decode("ascii")))
+    )
+
+
+_failed_logins: dict[str, list[float]] = {}  # client -> [last logged at, failures since]
+FAILED_LOGIN_QUIET = 10.0  # seconds between two lines about the same client
+
+
+def _log_failed_login(request: Request) -> None:
+    """One warning per client per ``FAILED_LOGIN_QUIET`` seconds (with the
+    count since the last), so a password-guessing loop cannot flood the log."""
+    import time
+
+    from ..audit import web_user
+
+    who = web_user(request)
+    now = time.monotonic()
+    seen = _failed_logins.get(who)
+    if seen is not None and now - seen[0] < FAILED_LOGIN_QUIET:
+        seen[1] += 1
+        return
+    if len(_failed_logins) > 10_000:
+        _failed_logins.clear()
+    earlier = seen[1] if seen else 0
+    _failed_logins[who] = [now, 0]
+    log.warn(
+        "Web login failed: wrong password from {who} for {method} {path}{more}",
+        who=who,
+        method=request.method.decode("latin-1"),
+        path=request.path.decode("latin-1", "replace")[:200],
+        more=f" ({earlier} more failure(s) since the last line)" if earlier else "",
     )
