@@ -71,7 +71,15 @@ def install(factory) -> None:
         return d.addCallback(_logged, who(proto), "FLUSH (every job and counter deleted)")
 
     def cmd_mutate(proto, arg: str):
-        op = _object("MUTATE", arg)
+        # Parsed exactly as the real server does (and faktory.protocol did).
+        if not arg or " " in arg:
+            raise CommandError("invalid format")
+        try:
+            op = json.loads(arg)
+        except ValueError as e:
+            raise CommandError(str(e)) from None
+        if not isinstance(op, dict):
+            raise CommandError("invalid format")
         filt = op.get("filter")
         if filt is not None and not isinstance(filt, dict):
             raise CommandError("invalid format")
