@@ -299,6 +299,8 @@ class FaktoryServer(service.MultiService):
     def _task_failed(self, failure, name: str) -> None:
         if failure.check(RedisRefused):
             return  # out of memory / disk full: logged once per episode (pressure)
+        if failure.check(defer.FirstError):
+            failure = failure.value.subFailure
         if failure.check(StorageUnavailable):
             # An outage is logged once where it is seen (Redis exited / the
             # connection dropped); a task skipped meanwhile is no news.

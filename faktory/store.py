@@ -1048,9 +1048,7 @@ class Store:
     @defer.inlineCallbacks
     def redis_info_sections(self, *names: str):
         """INFO text of these sections (one call each: Redis 6 takes one)."""
-        parts = yield defer.gatherResults(
-            [self.redis.execute_command("INFO", name) for name in names]
-        )
+        parts = yield gather([self.redis.execute_command("INFO", name) for name in names])
         return b"\n".join(parts)
 
     def redis_info(self) -> defer.Deferred:

@@ -89,3 +89,21 @@ def test_a_redis_restart_gives_every_command_a_clear_error_and_one_log_line(serv
     assert log.count("Redis exited unexpectedly") == 1
     assert "Traceback" not in log and "Unhandled error" not in log
     assert "internal error" not in log
+
+
+def test_no_bare_gather_results_in_the_server():
+    """``defer.gatherResults`` wraps a StorageUnavailable in FirstError (an
+    ``internal error`` for the client, a traceback in the log) and logs the
+    other failures as unhandled: the server uses ``errors.gather``."""
+    import faktory
+
+    root = os.path.dirname(faktory.__file__)
+    offenders = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and name != "errors.py":
+                with open(path, encoding="utf-8") as f:
+                    if "defer.gatherResults(" in f.read():
+                        offenders.append(os.path.relpath(path, root))
+    assert offenders == []
