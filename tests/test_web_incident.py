@@ -218,6 +218,7 @@ async def test_retries_grouped_by_error_class_and_job_type(web, monkeypatch):
     assert groups["Net::ReadTimeout"].startswith("Net::ReadTimeout 3 read timeout <5s>")
     assert groups["KeyError"].startswith("KeyError 2 key not found: :id")
     assert "5 jobs in 2 groups" in text_of(html)
+    assert 'data-min-interval="20000"' in html  # counted in several steps: polled gently
     _, html = await web.get("/retries/groups?by=jobtype")
     assert [(k, v.split()[1]) for k, v in groups_in(html).items()] == [
         ("Charge", "4"),
@@ -303,6 +304,10 @@ async def test_queue_filters_by_jid_jobtype_and_text(web, monkeypatch):
     assert jids_in(html) == [others[2]["jid"]]
     _, html = await web.get("/queues/mix?jobtype=Nothing")
     assert "No jobs match this filter." in html
+    # A filter that scanned more than one step refreshes at most every 20 s.
+    assert 'data-min-interval="20000"' in html
+    _, html = await web.get("/queues/mix")
+    assert 'data-min-interval="2000"' in html
     # Paging a filtered list: previous/next only, the filter kept in the links.
     for i in range(30):
         await web.push(queue="many", jobtype="Bulk" if i % 2 else "Other", args=[i])

@@ -143,13 +143,14 @@ class WebUI:
         return i18n.for_request(request)
 
     async def _html(
-        self, ctx: layout.Ctx, active: str, title: str, body, live: bool = False, **kw
+        self, ctx: layout.Ctx, active: str, title: str, body, live: bool | str = False, **kw
     ) -> bytes:
-        """A page in the layout; ``live`` pages refresh themselves (``web.live``)."""
+        """A page in the layout; ``live`` pages refresh themselves (``web.live``;
+        ``live="scanned"``: a page drawn by scanning, refreshed less often)."""
         ctx.request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         ctx.request.setHeader(b"Cache-Control", b"no-store")
         if live:
-            kw["live"] = live_control(ctx)
+            kw["live"] = live_control(ctx, scanned=live == "scanned")
         return await layout.render_page(ctx, active, title, body, **kw)
 
     @app.handle_errors(BadParameter)
@@ -316,7 +317,8 @@ class WebUI:
             class_="inline",
         )
         title = ctx._("Queue {name}", name=name)
-        return await self._html(ctx, "queues", title, body, actions=toggle, live=True)
+        live = "scanned" if filters and total > Finder.SCAN else True
+        return await self._html(ctx, "queues", title, body, actions=toggle, live=live)
 
     @app.route("/queues/<name>", methods=["POST"])
     async def queue_action(self, request, name):

@@ -128,7 +128,8 @@ async def _page(self, request, set_path: str):
     ctx = await self._ctx(request)
     result = await Groups(self.server.store, self.server.clock).count(kind.name, by)
     title = ctx._(TITLES[kind.name, by])
-    return await self._html(ctx, kind.name, title, grouped(ctx, kind, by, result), live=True)
+    live = "scanned" if result.counted > Groups.SCAN else True
+    return await self._html(ctx, kind.name, title, grouped(ctx, kind, by, result), live=live)
 
 
 async def _act(self, request, set_path: str):

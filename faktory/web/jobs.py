@@ -58,7 +58,13 @@ async def job(self, request, jid):
     if search.found is None:
         request.setResponseCode(404)
         body = not_found(ctx, jid, search)
-        return await self._html(ctx, "none", ctx._("Job {jid}", jid=jid), body, live=True)
+        return await self._html(
+            ctx,
+            "none",
+            ctx._("Job {jid}", jid=jid),
+            body,
+            live="scanned" if search.examined > Finder.SCAN else True,
+        )
     loc = search.found
     data = display.decode_job(loc.raw)
     title = f"{display.job_type(data)} {jid}"
@@ -72,7 +78,14 @@ async def job(self, request, jid):
         workers = await self.server.admin.worker_records()
         actions = release_cell(ctx, workers, back="job")({**loc.reservation, "job": data})
     active = kind.name if kind is not None else ACTIVE_TAB[loc.where]
-    return await self._html(ctx, active, title, body, actions=actions, live=True)
+    return await self._html(
+        ctx,
+        active,
+        title,
+        body,
+        actions=actions,
+        live="scanned" if search.examined > Finder.SCAN else True,
+    )
 
 
 def where_card(ctx: Ctx, loc: Location, job: dict) -> Tag:

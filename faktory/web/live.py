@@ -11,11 +11,14 @@ from twisted.web.template import Tag
 from .layout import Ctx, tags
 
 MIN_MS, MAX_MS, DEFAULT_MS = 2000, 20000, 5000
+SCANNED_MS = 20000  # pages drawn by scanning (filters, groups, searches) poll at most this often
 
 
-def control(ctx: Ctx) -> Tag:
+def control(ctx: Ctx, scanned: bool = False) -> Tag:
     """The polling interval slider, shared with the dashboard (same stored
-    interval), and where the page says it is paused."""
+    interval), and where the page says it is paused.  A page that had to
+    scan a queue or set to be drawn (``scanned``) refreshes at most every
+    ``SCANNED_MS``, whatever the slider says, to spare Redis."""
     return tags.div(
         tags.span(class_="beacon", id="beacon", title=ctx._("Updated")),
         tags.label(
@@ -47,4 +50,5 @@ def control(ctx: Ctx) -> Tag:
         ),
         class_="slider live-control",
         id="live-control",
+        **{"data-min-interval": str(SCANNED_MS if scanned else MIN_MS)},
     )

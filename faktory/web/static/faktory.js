@@ -398,10 +398,12 @@
     slider.value = interval;
     output.textContent = duration(interval / 1000);
     var main = root.closest("main") || root;
+    // A page drawn by scanning a queue or set says how often it may be redrawn.
+    var floor = parseInt(control.getAttribute("data-min-interval") || "2000", 10) || 2000;
 
     function schedule() {
       clearTimeout(timer);
-      timer = setTimeout(poll, interval);
+      timer = setTimeout(poll, Math.max(interval, floor));
     }
 
     function paused(yes) {
@@ -414,6 +416,8 @@
       var doc = new DOMParser().parseFromString(html, "text/html");
       var fresh = doc.querySelector("[data-live-root]");
       if (!fresh) return;
+      var next = doc.getElementById("live-control");
+      if (next) floor = parseInt(next.getAttribute("data-min-interval") || "2000", 10) || 2000;
       var mine = main.querySelector('[data-live="actions"]'), theirs = doc.querySelector('[data-live="actions"]');
       if (mine && theirs && mine.outerHTML !== theirs.outerHTML) mine.replaceWith(document.importNode(theirs, true));
       swapLive(root, fresh);
