@@ -202,6 +202,23 @@ def test_fast_and_careful_decoding_agree(pairs):
     assert fast == careful
 
 
+def test_common_jobs_take_the_fast_path(monkeypatch):
+    """PUSH is the hot path: what clients usually send never needs the careful decoder."""
+
+    def careful(doc):
+        raise AssertionError(f"careful decoder used for {doc[:80]}")
+
+    monkeypatch.setattr(wire, "_parse", careful)
+    for doc in (
+        '{"retry":25,"jid":"abcdef123000000001","queue":"default","jobtype":"SomeJob",'
+        '"created_at":"2026-12-03T04:20:00.123456789Z","args":[1,"string",3]}',
+        '{"jid":"abcdef123000000002","jobtype":"SendEmail","args":[42,"x@example.com",{"a":1}],'
+        '"queue":"mail","priority":7,"custom":{"unique_for":60},"reserve_for":600,"at":null}',
+        '{"jid":"abcdef123000000003","jobtype":"T","args":["' + "x" * 500 + '",123456789]}',
+    ):
+        assert wire.decode(doc, wire.JOB)["jid"].startswith("abcdef")
+
+
 # -- jobs as handed back -------------------------------------------------------------------
 
 
