@@ -250,7 +250,8 @@ class GatewayProtocol(protocol.Protocol):
             self._refuse(data if data.startswith(b"-WRONGPASS") else WRONGPASS)
             return
         self.authed = True
-        self.timer.cancel()
+        if self.timer.active():
+            self.timer.cancel()
         self.transport.write(data)
         backend = self.backend
         # Flow control both ways: a slow reader pauses the other side.
