@@ -173,18 +173,22 @@
     };
     var y = function (v) { return g.top + plotH - (v / max) * plotH; };
     this.x = x;
-    var axis = el("g", { "class": "axis" }, svg);
+    /* Labels read in the page's direction; their anchors are given as
+       physical sides (start = the label extends rightwards), which a
+       right-to-left label names the other way round. */
+    var axis = el("g", { "class": "axis", direction: RTL ? "rtl" : "ltr" }, svg);
+    var side = function (a) { return RTL && a !== "middle" ? (a === "start" ? "end" : "start") : a; };
     for (var t = 0; t <= 4; t++) {
       var v = (max * t) / 4, yy = y(v);
       el("line", { "class": "grid", x1: g.left, x2: g.w - g.right, y1: yy, y2: yy }, svg);
-      var ax = RTL ? { x: g.w - g.right + 8, y: yy + 4, "text-anchor": "start" } : { x: g.left - 8, y: yy + 4, "text-anchor": "end" };
+      var ax = RTL ? { x: g.w - g.right + 8, y: yy + 4, "text-anchor": side("start") } : { x: g.left - 8, y: yy + 4, "text-anchor": "end" };
       el("text", ax, axis).textContent = compact(v);
     }
     var labels = n <= 8 ? pts.map(function (_, i) { return i; }) : [0, Math.floor((n - 1) / 2), n - 1];
     labels.forEach(function (i) {
       var first = RTL ? "end" : "start", end = RTL ? "start" : "end";
       var anchor = n === 1 ? "middle" : i === 0 ? first : i === n - 1 ? end : "middle";
-      el("text", { x: x(i), y: g.h - 6, "text-anchor": anchor }, axis).textContent = pts[i].label;
+      el("text", { x: x(i), y: g.h - 6, "text-anchor": side(anchor) }, axis).textContent = pts[i].label;
     });
     ["processed", "failed"].forEach(function (key) {
       var line = pts.map(function (p, i) { return (i ? "L" : "M") + x(i).toFixed(1) + " " + y(p[key]).toFixed(1); }).join(" ");
