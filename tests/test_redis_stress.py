@@ -1,6 +1,6 @@
 """Redis under stress, through the wire against real servers: out of memory
-(a small ``--redis-maxmemory``, and Redis pushed past it) and a full disk (a
-data directory on a small tmpfs that really fills up).  Clients get a clear
+(a small ``--redis-maxmemory``, and Redis pushed past it); the full disk is in
+test_redis_disk_full.py.  Clients get a clear
 ``-ERR`` saying what is wrong, the episode is logged once and shown on the
 dashboard, stored work can still be drained, nothing acknowledged is lost,
 and work resumes by itself once memory or space is back."""
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -78,7 +76,7 @@ def test_high_water_mark_refuses_push_while_workers_drain_the_backlog():
         assert 'role="alert"' in page and "Redis is out of memory" in page
         # Memory was kept for the stored work: every job can be fetched and ACKed.
         assert sorted(_drain(c, "mem")) == sorted(acked)
-        jid, reply = _until(lambda: (lambda r: r[1] == "OK" and r)(c.push(queue="mem")), 10, "PUSH")
+        jid, reply = _until(lambda: (lambda r: r[1] == "OK" and r)(c.push(queue="mem")), 20, "PUSH")
         assert c.fetch("mem")["jid"] == jid
         log = srv.log()
         assert log.count("Redis is out of memory for new jobs") == 1, log
@@ -107,87 +105,9 @@ def test_past_maxmemory_fetch_ack_fail_and_beat_still_work(server):
         assert redis("ZCARD", "fk:retries") == 1
     finally:
         redis("CONFIG", "SET", "maxmemory", "0")
-    _until(lambda: c.push(queue="over")[1] == "OK", 10, "PUSH to be accepted again")
+    _until(lambda: c.push(queue="over")[1] == "OK", 20, "PUSH to be accepted again")
     assert "internal error" not in server.log() and "Traceback" not in server.log()
     c.close()
-
-
-def _fill(path: str) -> None:
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-
-
-def test_full_disk_is_reported_clearly_and_work_resumes_without_losing_jobs():
-    mount = short_tmpdir("fkd")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mount], check=True)
-    logs = short_tmpdir("fkl")
-    srv = ServerProcess(data_dir=mount)
-    srv.log_path = os.path.join(logs, "server.log")  # the log must not fill up too
-    ballast = os.path.join(mount, "ballast")
-    try:
-        srv.start()
-        c = srv.client()
-        acked = [c.push(queue="disk", args=["y" * 1000])[0] for _ in range(20)]
-        redis = _raw(srv)
-        _fill(ballast)
-        # A snapshot fails too (Redis would retry it only when a save point is due).
-        redis("BGSAVE")
-        _until(
-            lambda: b"rdb_last_bgsave_status:err" in redis("INFO", "persistence"),
-            10,
-            "the snapshot to fail",
-        )
-        refusal = None
-        for _ in range(200):
-            jid, reply = c.push(queue="disk", args=["y" * 1000])
-            if reply != "OK":
-                refusal = reply
-                break
-            acked.append(jid)  # +OK: Redis holds it and writes it once it can
-            time.sleep(0.02)
-        assert refusal is not None and refusal.startswith(DISK_ANY), refusal
-        fetched = c.call("FETCH disk")
-        assert isinstance(fetched, ReplyError) and fetched.startswith(DISK), fetched
-        for _ in range(10):
-            assert c.push(queue="disk")[1].startswith(DISK_ANY)
-        with urllib.request.urlopen(f"http://127.0.0.1:{srv.web_port}/", timeout=10) as r:
-            assert "Redis cannot write to disk" in r.read().decode()
-        post = urllib.request.Request(
-            f"http://127.0.0.1:{srv.web_port}/retries",
-            data=b"action=delete&key=all",
-            headers={"Sec-Fetch-Site": "same-origin"},
-        )
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(post, timeout=10)
-        assert refused.value.code == 503
-        assert refused.value.read().decode().startswith("Redis cannot write to disk")
-        os.unlink(ballast)  # space is back: nothing to do but wait
-        jid, _ = _until(
-            lambda: (lambda r: r[1] == "OK" and r)(c.push(queue="disk")), 15, "writes to resume"
-        )
-        acked.append(jid)
-        assert b"rdb_last_bgsave_status:ok" in redis("INFO", "persistence")
-        log = srv.log()
-        assert log.count("Redis cannot write to disk") == 1, log
-        assert "internal error" not in log and "Traceback" not in log, log
-        _until(lambda: "Redis can write to disk again" in srv.log(), 5, "the end of the episode")
-        c.close()
-        # Everything acknowledged is on disk: it survives a restart.
-        assert srv.stop() in (0, -15)  # twist re-raises SIGTERM after a clean stop
-        srv.start()
-        c = srv.client()
-        assert sorted(_drain(c, "disk")) == sorted(acked)
-        c.close()
-    finally:
-        srv.stop()
-        subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(mount, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
 
 
 def test_redis_maxmemory_from_toml_or_flag_and_bad_values_refused():
@@ -208,44 +128,6 @@ def test_redis_maxmemory_from_toml_or_flag_and_bad_values_refused():
     rc, out = run_server("--redis-maxmemory", "-1", "-d", short_tmpdir())
     assert rc != 0 and "--redis-maxmemory must be a size such as 512mb or 2gb" in out, out
     assert "Traceback" not in out
-
-
-def test_nearly_full_disk_refuses_push_but_workers_still_drain():
-    """The last tenth of the data dir's disk (at most 64 MiB) is kept for the
-    stored work: PUSH is refused before the disk is full, ACKs still land."""
-    mount = short_tmpdir("fkd")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mount], check=True)
-    logs = short_tmpdir("fkl")
-    srv = ServerProcess(data_dir=mount, web=False)
-    srv.log_path = os.path.join(logs, "server.log")
-    ballast = os.path.join(mount, "ballast")
-    try:
-        srv.start()
-        c = srv.client()
-        acked = [c.push(queue="low", args=["z" * 500])[0] for _ in range(30)]
-        st = os.statvfs(mount)
-        with open(ballast, "wb") as f:  # leave about 300 KB of the 8 MB free
-            f.write(b"\0" * (st.f_bavail * st.f_frsize - 300 * 1024))
-        refusal = _until(
-            lambda: (lambda r: r[1] != "OK" and r[1])(c.push(queue="low-probe")),
-            10,
-            "PUSH to be refused",
-        )
-        assert refusal.startswith("ERR Redis's disk is nearly full"), refusal
-        assert "FETCH, ACK and FAIL still work" in refusal
-        assert sorted(_drain(c, "low")) == sorted(acked)  # the reserve took the ACKs
-        os.unlink(ballast)
-        _until(lambda: c.push(queue="low")[1] == "OK", 10, "PUSH to be accepted again")
-        log = srv.log()
-        assert log.count("Redis's disk is nearly full") == 1, log
-        assert "Redis's disk has space again" in log
-        assert "cannot write to disk" not in log and "Traceback" not in log, log
-        c.close()
-    finally:
-        srv.stop()
-        subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(mount, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
 
 
 def test_refusals_of_redis_6_and_7_and_sizes_are_read():
