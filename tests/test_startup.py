@@ -224,3 +224,42 @@ def test_version_option():
     assert proc.stdout.strip() == (
         f"faktory-server {__version__} (Faktory protocol {FAKTORY_COMPAT_VERSION})"
     )
+
+
+def _two_files(second: bytes) -> str:
+    conf = short_tmpdir("fkc")
+    os.makedirs(os.path.join(conf, "conf.d"))
+    with open(os.path.join(conf, "conf.d", "10-first.toml"), "w") as f:
+        f.write('[faktory]\nnamespace = "fk:"\n\n# three more lines\n\n\n')
+    with open(os.path.join(conf, "conf.d", "20-second.toml"), "wb") as f:
+        f.write(second)
+    return conf
+
+
+def test_a_bad_toml_in_the_second_file_names_that_file_and_its_line():
+    conf = _two_files(b'[web]\npassword = "x"\n\nbroken = = 3\n')
+    try:
+        rc, out, took = run_server("-c", conf, "--web", "none", "-d", short_tmpdir())
+    finally:
+        shutil.rmtree(conf, ignore_errors=True)
+    assert rc != 0 and took < 10, out
+    assert f"invalid TOML in {conf}/conf.d/20-second.toml, line 4, column 10" in out, out
+    assert "Traceback" not in out
+
+
+def test_a_config_file_that_is_not_utf8_is_named():
+    conf = _two_files('[web]\npassword = "caf\u00e9"\n'.encode("latin-1"))
+    try:
+        rc, out, _ = run_server("-c", conf, "--web", "none", "-d", short_tmpdir())
+    finally:
+        shutil.rmtree(conf, ignore_errors=True)
+    assert rc != 0, out
+    assert f"{conf}/conf.d/20-second.toml, line 2: not UTF-8 text (byte 0xe9)" in out, out
+    assert "Traceback" not in out
+
+
+def test_a_missing_config_dir_is_reported():
+    rc, out, _ = run_server("-c", "/nonexistent/faktory-conf", "--web", "none")
+    assert rc != 0
+    assert "--config-dir /nonexistent/faktory-conf: no such directory" in out
+    assert "Traceback" not in out and "--bind=" not in out  # no page of usage text
