@@ -154,6 +154,14 @@ CONFIG_KEYS = [
     ),
     (
         "web",
+        "docs_url",
+        "string",
+        '""',
+        "Where this server's documentation (the `docs/` MkDocs site) is published for "
+        "your operators; the web UI's footer links to it (no link when empty).",
+    ),
+    (
+        "web",
         "access_log",
         "boolean",
         "false",

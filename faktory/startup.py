@@ -45,12 +45,20 @@ def summary(server) -> dict[str, str]:
         "password": s.password_source or ("set" if s.password else "none"),
         "redis": redis,
         "data dir": data,
-        "work": s.bind.split(":privateKey=")[0],
-        "web": (s.web or "disabled").split(":privateKey=")[0],
+        "work": public_endpoint(s.bind),
+        "web": public_endpoint(s.web or "disabled"),
         "tls": "on" if s.bind.startswith("ssl:") or (s.web or "").startswith("ssl:") else "off",
         "backups": "hourly" if backups_enabled(server) else "off",
         "processes": str(s.workers),
     }
+
+
+def public_endpoint(description: str) -> str:
+    """An endpoint string without the TLS key and certificate paths (for
+    the log and the web UI's footer): ``ssl:7419:interface=0.0.0.0``."""
+    for marker in (":privateKey=", ":certKey=", ":extraCertChain=", ":caCertsDir="):
+        description = description.split(marker)[0]
+    return description
 
 
 def _redact(url: str) -> str:

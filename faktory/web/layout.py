@@ -26,6 +26,7 @@ from twisted.web.template import Comment, Tag, flattenString
 from twisted.web.template import tags as _known
 
 from .. import FAKTORY_COMPAT_VERSION, __version__
+from ..startup import public_endpoint
 from . import alerts, display, i18n
 from .i18n import N_
 
@@ -44,7 +45,6 @@ tags = _Tags()
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 PER_PAGE = 25
-DOCS_URL = "https://github.com/contribsys/faktory/wiki"
 
 TABS = (
     ("dashboard", N_("Dashboard"), "/"),
@@ -325,16 +325,27 @@ def _footer(ctx: Ctx) -> Tag:
     s = ctx.server.settings
     return tags.footer(
         tags.ul(
-            tags.li(f"Faktory {FAKTORY_COMPAT_VERSION}", title=f"faktory-server {__version__}"),
-            tags.li(tags.code(s.bind), title=ctx._("Work protocol endpoint")),
+            tags.li(f"faktory-server {__version__}", class_="version"),
+            tags.li(f"Faktory {FAKTORY_COMPAT_VERSION}", class_="protocol-version"),
+            tags.li(tags.code(public_endpoint(s.bind)), title=ctx._("Work protocol endpoint")),
             tags.li(tags.span(ctx.t.clock(ctx.now), **{"data-clock": "1"})),
             tags.li(s.environment, class_=f"env env-{s.environment}"),
             tags.li(tags.a(ctx._("Debug"), href=ctx.url("/debug"))),
-            tags.li(tags.a(ctx._("Docs"), href=DOCS_URL, rel="noopener noreferrer")),
+            _docs_link(ctx),
             tags.li(_language_form(ctx)),
         ),
         class_="footer",
     )
+
+
+def _docs_link(ctx: Ctx) -> Tag | str:
+    """This server's documentation where the operator published it
+    (``[web] docs_url``); none rather than the Go server's wiki."""
+    web = ctx.server.settings.config.get("web")
+    url = web.get("docs_url") if isinstance(web, dict) else ""
+    if not url:
+        return ""
+    return tags.li(tags.a(ctx._("Docs"), href=url, rel="noopener noreferrer"))
 
 
 def _language_form(ctx: Ctx) -> Tag:
