@@ -157,6 +157,10 @@ def test_sentinel_with_passwords_and_a_db_follows_a_demoted_primary():
         assert ha.call("primary", "LLEN", "fk:q:d:5", db=3) == 1
         assert ha.call("primary", "LLEN", "fk:q:d:5") == 0  # not db 0
         assert "redis-pw" not in srv.log() and "sentinel-pw" not in srv.log()
+        # A job reserved before the switch, whose worker never ACKs.
+        worker = srv.client(wid="gone-worker")
+        rjid, _ = c.push(queue="r")
+        assert worker.fetch("r")["jid"] == rjid
         # A failover with the old primary alive: it becomes a replica (READONLY).
         from sentinelset import SERVICE, redis_call
 
@@ -169,6 +173,13 @@ def test_sentinel_with_passwords_and_a_db_follows_a_demoted_primary():
             time.sleep(0.1)
         assert ha.call("replica", "LLEN", "fk:q:d:5", db=3) >= 2  # the new primary took it
         assert "failover of fkha" in srv.log()
+        # The reservation came along, and comes back through its expiry (as a
+        # retry, like real Faktory) on the new primary.
+        assert ha.call("replica", "HEXISTS", "fk:working", rjid, db=3) == 1
+        ha.call("replica", "ZADD", "fk:working:exp", "XX", "0", rjid, db=3)  # time passes
+        ha.wait(lambda: ha.call("replica", "ZCARD", "fk:retries", db=3) == 1, 15)
+        retry = json.loads(ha.call("replica", "ZRANGE", "fk:retries", "0", "0", db=3)[0])
+        assert retry["jid"] == rjid and retry["failure"]["errtype"] == "ReservationExpired"
     finally:
         srv.stop()
         ha.stop()
