@@ -3,9 +3,10 @@ browser for the module): no English left where the catalog has a
 translation (visible text, tooltips, placeholders, confirmations and the
 script's own words, compared with the English message ids extracted from
 the code), no page wider than the window, ``<html lang>`` as served and
-``dir="rtl"`` for Arabic and Hebrew.  Also the footer's selector, through the
-UI's Origin rules and Content-Security-Policy, and locale numbers in the
-live script."""
+``dir="rtl"`` for Arabic and Hebrew, and the live script wording relative
+times and durations exactly as the server's Babel does.  Also the footer's
+selector, through the UI's Origin rules and Content-Security-Policy, and
+locale numbers in the script."""
 
 from __future__ import annotations
 
@@ -159,6 +160,15 @@ def site():
     srv.discard()
 
 
+DELTAS = [-200, -3, 90, 5400, -7200, 86400 * 10, -86400 * 40, 86400 * 400]
+SPANS = [0.25, 12.3, 720, 3 * 3600 + 1500, 3 * 86400 + 4 * 3600]
+SCRIPT_WORDS = """
+const [deltas, spans] = arguments;
+return deltas.map((d) => Faktory.relativeTime(new Date(1e12 + d * 1000), new Date(1e12)))
+  .concat(spans.map((s) => Faktory.duration(s)));
+"""
+
+
 def _walk(ui: UI, pages: list[str], tag: str) -> tuple[set[str], list[str]]:
     texts: set[str] = set()
     problems: list[str] = []
@@ -183,6 +193,11 @@ def test_every_page_in_every_language(browser, site):  # noqa: F811
         browser.add_cookie({"name": "faktory_locale", "value": tag, "path": "/"})
         texts, found = _walk(ui, pages, tag)
         problems += found
+        # The live script words times and durations as the server does.
+        t = i18n.translator(tag)
+        script = [t.time_ago(1e9 + d, 1e9) for d in DELTAS] + [t.duration(s) for s in SPANS]
+        live = ui.d.execute_script(SCRIPT_WORDS, DELTAS, SPANS)
+        problems += [f"{tag}: script {a!r}, server {b!r}" for a, b in zip(live, script) if a != b]
         english = Untranslated(tag).find(texts)
         if tag == i18n.DEFAULT:
             # The detector sees English where it is: it would catch a miss.

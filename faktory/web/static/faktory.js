@@ -43,15 +43,32 @@
   }
 
   /* '3 minutes ago' / 'in 5 minutes' in the served locale. */
-  var relFmt = new Intl.RelativeTimeFormat(LOCALE, { numeric: "auto" });
+  /* '3 minutes ago' / 'in 5 minutes' in the served locale, rounded as the
+     server's Babel rounds (largest unit reaching 1, weeks included), so a
+     time the script rewrites reads as the server wrote it. */
+  var relFmt = new Intl.RelativeTimeFormat(LOCALE, { numeric: "always" });
+  var UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400],
+    ["hour", 3600], ["minute", 60], ["second", 1]];
   function relativeTime(date, now) {
     var delta = (date.getTime() - (now || new Date()).getTime()) / 1000;
     if (delta > -5 && delta <= 0) return _("just now");
-    var abs = Math.abs(delta), steps = [[60, "second", 1], [3600, "minute", 60], [86400, "hour", 3600],
-      [86400 * 30, "day", 86400], [86400 * 365, "month", 86400 * 30], [Infinity, "year", 86400 * 365]];
-    for (var i = 0; i < steps.length; i++) {
-      if (abs < steps[i][0]) return relFmt.format(Math.round(delta / steps[i][2]), steps[i][1]);
+    var abs = Math.abs(delta);
+    for (var i = 0; i < UNITS.length; i++) {
+      var value = abs / UNITS[i][1];
+      if (value >= 1 || i === UNITS.length - 1) {
+        value = Math.max(1, Math.round(value));
+        return relFmt.format(delta < 0 ? -value : value, UNITS[i][0]);
+      }
     }
+  }
+
+  /* Keep the page's relative times true while it stays open. */
+  function refreshTimes() {
+    var now = new Date();
+    document.querySelectorAll("time[datetime]").forEach(function (node) {
+      var when = new Date(node.getAttribute("datetime"));
+      if (!isNaN(when.getTime())) node.textContent = relativeTime(when, now);
+    });
   }
 
   var clockFmt = new Intl.DateTimeFormat(LOCALE, { timeStyle: "medium", timeZone: "UTC" });
@@ -465,6 +482,7 @@
     historyChart();
     liveChart();
     liveList();
+    setInterval(refreshTimes, 15000);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
