@@ -132,9 +132,12 @@ def exchange(port: int, payload: bytes, hello: bool) -> bytes:
         )
     s.connect(("127.0.0.1", port))
     try:
-        if hello:
-            s.sendall(b'HELLO {"v":2}\r\n')
-        s.sendall(payload + b"\r\n" + MARKER + b"\r\n")
+        try:
+            if hello:
+                s.sendall(b'HELLO {"v":2}\r\n')
+            s.sendall(payload + b"\r\n" + MARKER + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed mid-send (e.g. over 8 KiB before HELLO): read why
         data = b""
         deadline = time.monotonic() + 10
         while b"unknown command " + MARKER not in data:
