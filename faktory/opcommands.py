@@ -26,6 +26,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from . import wire
 from .audit import audit
 from .errors import CommandError
 from .protocol import OK
@@ -47,9 +48,9 @@ def who(proto) -> str:
 
 def _object(verb: str, arg: str) -> dict[str, Any]:
     try:
-        value = json.loads(arg) if arg else None
-    except ValueError:
-        value = None
+        value = wire.loads(arg) if arg else None  # depth, NaN, surrogates as in Go
+    except ValueError as e:
+        raise CommandError(f"{verb} needs a JSON object, e.g. {verb} {{...}}: {e}") from None
     if not isinstance(value, dict):
         raise CommandError(f"{verb} needs a JSON object, e.g. {verb} {{...}}")
     return value
@@ -71,21 +72,20 @@ def install(factory) -> None:
         return d.addCallback(_logged, who(proto), "FLUSH (every job and counter deleted)")
 
     def cmd_mutate(proto, arg: str):
-        # Parsed exactly as the real server does (and faktory.protocol did).
+        # Decoded as the real server does (wire.OPERATION: typed filter fields,
+        # case-insensitive keys, its errors), plus our "count".
         if not arg or " " in arg:
             raise CommandError("invalid format")
         try:
-            op = json.loads(arg)
+            op = wire.decode(arg, wire.OPERATION)
         except ValueError as e:
             raise CommandError(str(e)) from None
-        if not isinstance(op, dict):
-            raise CommandError("invalid format")
         filt = op.get("filter")
-        if filt is not None and not isinstance(filt, dict):
-            raise CommandError("invalid format")
         admin = proto.factory.server.admin
         sender = who(proto)
-        d = defer.Deferred.fromCoroutine(admin.mutate(op.get("cmd"), op.get("target"), filt))
+        d = defer.Deferred.fromCoroutine(
+            admin.mutate(op.get("cmd", ""), op.get("target", ""), filt)
+        )
 
         def done(n: int):
             audit(

@@ -506,7 +506,15 @@ HELLO = Struct(
     },
 )
 FILTER = Struct("JobFilter", {"regexp": STR, "jobtype": STR, "jids": List(STR)})
-OPERATION = Struct("Operation", {"filter": FILTER, "cmd": STR, "target": STR})
+OPERATION = Struct(
+    "Operation",
+    {
+        "filter": FILTER,
+        "cmd": STR,
+        "target": STR,
+        "count": Lenient(),  # not in Go's Operation: faktory-cli's (opcommands)
+    },
+)
 STRINGS = Map(STR)  # ACK's map[string]string
 
 

@@ -284,6 +284,7 @@ def test_deep_jobs_round_trip_and_deeper_ones_are_refused(c):
         "BATCH NEW " + nested(100000),
         "BATCH NEW " + '{"a":' * 20000,
         "TRACK SET " + nested(100000),
+        "LIST " + nested(100000),
         'TRACK SET {"jid":"nan-00002","percent":NaN}',
         'BATCH NEW {"success":{"jobtype":"T","args":[Infinity]}}',
         'PUSH {"jid":"nan-00001","jobtype":"T","args":[NaN]}',
