@@ -20,59 +20,46 @@ FAILOVER_TIMEOUT_MS = 4000
 
 
 def make_certs(directory: str) -> dict[str, str]:
-    """A throw-away CA and a certificate for 127.0.0.1 signed by it (openssl CLI)."""
-    paths = {k: os.path.join(directory, f"{k}.pem") for k in ("ca", "ca-key", "cert", "key")}
-    ext = os.path.join(directory, "san.ext")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    """A throw-away CA and a certificate for 127.0.0.1 signed by it
+    (``cryptography``, which Twisted's TLS support brings along)."""
+    import datetime
+    import ipaddress
 
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
 
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=fk-test-ca",
-        "-keyout",
-        paths["ca-key"],
-        "-out",
-        paths["ca"],
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        paths["key"],
-        "-out",
-        os.path.join(directory, "cert.csr"),
-    )
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "cert.csr",
-        "-CA",
-        paths["ca"],
-        "-CAkey",
-        paths["ca-key"],
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        ext,
-        "-out",
-        paths["cert"],
-    )
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, key, issuer: str, signer, ca: bool, san=None):
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = build("fk-test-ca", ca_key, "fk-test-ca", ca_key, True)
+    san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    cert = build("127.0.0.1", key, "fk-test-ca", ca_key, False, san)
+    paths = {k: os.path.join(directory, f"{k}.pem") for k in ("ca", "cert", "key")}
+    pem = serialization.Encoding.PEM
+    for name, obj in (("ca", ca), ("cert", cert)):
+        with open(paths[name], "wb") as f:
+            f.write(obj.public_bytes(pem))
+    with open(paths["key"], "wb") as f:
+        f.write(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
     return paths
 
 
