@@ -317,8 +317,17 @@ class RedisClient:
         if proto.transport is not None and not proto.transport.disconnecting:
             proto.transport.abortConnection()
 
+    # Log a lost connection (one line, and one when it is back).  A server
+    # that supervises its own Redis turns it off: that outage is reported
+    # where the process exit is seen (redisproc).
+    report_outages = True
+    _outage = False
+
     def _take(self, proto: RedisProtocol) -> None:
         self._proto = proto
+        if self._outage:
+            self._outage = False
+            log.info("The connection to Redis is back; serving again")
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
             d.callback(self)
@@ -326,6 +335,13 @@ class RedisClient:
     def _lost(self, proto: RedisProtocol) -> None:
         if self._proto is proto:
             self._proto = None
+            if self.report_outages and not self._outage and self._watchdog.running:
+                self._outage = True
+                log.warn(
+                    "Lost the connection to Redis ({why}); commands get -ERR Redis is "
+                    "unavailable until it is back",
+                    why=proto.lost_reason or "connection lost",
+                )
 
     def _check_timeouts(self) -> None:
         proto = self._proto

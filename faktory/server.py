@@ -161,6 +161,7 @@ class FaktoryServer(service.MultiService):
             s.prefix,
             sentinel_password=replication.sentinel_password(redis_section),
         )
+        self.redis.report_outages = self.redis_process is None  # else redisproc reports it
         await namespace.claim(self.redis, s.prefix)
         self.store = Store(self.redis, s.prefix, self.origin)
         await retention.retain_history(self.store, self.reactor.seconds())

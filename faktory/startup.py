@@ -50,6 +50,7 @@ def summary(server) -> dict[str, str]:
         "tls": "on" if s.bind.startswith("ssl:") or (s.web or "").startswith("ssl:") else "off",
         "backups": "hourly" if backups_enabled(server) else "off",
         "processes": str(s.workers),
+        "plugins": ", ".join(getattr(p, "name", "?") for p in server.plugins_started) or "none",
     }
 
 

@@ -107,3 +107,34 @@ def test_no_bare_gather_results_in_the_server():
                     if "defer.gatherResults(" in f.read():
                         offenders.append(os.path.relpath(path, root))
     assert offenders == []
+
+
+def test_an_external_redis_outage_is_one_line_and_one_when_back(server):
+    from helpers import redis_socket
+
+    b = ServerProcess(web=False, args=["--redis-url", redis_socket(server)]).start()
+    try:
+        c = b.client()
+        os.kill(redis_pid(server), signal.SIGKILL)
+        replies = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            replies.append(c.call("INFO"))
+            seen_error = any(isinstance(r, ReplyError) for r in replies)
+            if seen_error and not isinstance(replies[-1], ReplyError):
+                break
+            time.sleep(0.02)
+        errors = [r for r in replies if isinstance(r, ReplyError)]
+        assert errors and all(e.startswith("ERR Redis is unavailable") for e in errors)
+        deadline = time.monotonic() + 10
+        while "connection to Redis is back" not in b.log():
+            assert time.monotonic() < deadline, b.log()[-1500:]
+            time.sleep(0.05)
+        log = b.log()
+        assert log.count("Lost the connection to Redis") == 1
+        assert log.count("The connection to Redis is back") == 1
+        assert "Traceback" not in log and "Unhandled error" not in log
+        # The server that runs this Redis reports the exit, not a lost connection too.
+        assert "Lost the connection to Redis" not in server.log()
+    finally:
+        b.discard()
