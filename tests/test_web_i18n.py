@@ -33,8 +33,9 @@ def set_cookie(response) -> str:
 @pytest_twisted.ensureDeferred
 async def test_accept_language_picks_the_catalog(web):  # noqa: F811
     await web.cmd("SET", web.store.prefix + "stat:processed", 1234567)
-    _, page = await web.get("/", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
+    response, page = await web.get("/", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
     assert lang_of(page) == ("de", "ltr")
+    assert response.headers.getRawHeaders("vary") == ["Accept-Language, Cookie"]
     assert "<h1>Übersicht</h1>" in page and ">Warteschlangen</a>" in page
     assert 'data-stat="processed">1.234.567<' in page  # German digit grouping
     assert "<h1>Dashboard</h1>" not in page

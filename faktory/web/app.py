@@ -149,6 +149,7 @@ class WebUI:
         ``live="scanned"``: a page drawn by scanning, refreshed less often)."""
         ctx.request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         ctx.request.setHeader(b"Cache-Control", b"no-store")
+        ctx.request.setHeader(b"Vary", b"Accept-Language, Cookie")  # the language served
         if live:
             kw["live"] = live_control(ctx, scanned=live == "scanned")
         return await layout.render_page(ctx, active, title, body, **kw)
