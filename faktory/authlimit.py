@@ -79,9 +79,13 @@ class AuthFailures:
         left = entry[2] - self.clock.seconds()
         return left if left > 0 else 0.0
 
-    def failed(self, peer, reason: str) -> None:
-        """Record and log one failure (never with what the client sent)."""
-        key = address_key(peer)
+    def failed(self, peer, reason: str, count: bool = True) -> None:
+        """Record and log one failure (never with what the client sent).
+
+        ``count=False`` only logs it: with no password there is nothing to
+        guess, and shutting an address out would only lock out its other
+        (well-behaved) clients."""
+        key = address_key(peer) if count else None
         now = self.clock.seconds()
         if key is None:
             log.warn(

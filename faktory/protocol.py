@@ -183,7 +183,9 @@ class FaktoryProtocol(LineReceiver):
     def _hello_failed(self, reason: str, reply: str):
         """Refuse a HELLO and close; counted against the client's address and
         logged with it (never with what the client sent)."""
-        self.factory.auth_failures.failed(self.transport.getPeer(), reason)
+        self.factory.auth_failures.failed(
+            self.transport.getPeer(), reason, count=bool(self.factory.server.password)
+        )
         self.transport.write(encode_error(reply))
         self.transport.loseConnection()
         return _NO_REPLY

@@ -181,3 +181,23 @@ def test_the_address_table_is_bounded_and_forgets():
     assert failures.blocked_for(Peer("2001:db8::ffff")) > 0
     clock.advance(authlimit.BLOCK + 1)
     assert failures.blocked_for(Peer("10.9.9.9")) == 0  # served again after the block
+
+
+def test_without_a_password_bad_handshakes_are_logged_but_never_shut_out():
+    # Nothing to guess: a client that speaks the wrong protocol (an HTTP probe,
+    # a misconfigured worker) must not get its host's other workers refused.
+    s = ServerProcess(web=False).start()
+    try:
+        for _ in range(authlimit.LIMIT + 3):
+            sock = connect(s)
+            assert sock.recv(100).startswith(b"+HI ")
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+            assert read_all(sock) == b"-ERR expected HELLO, the connection must start with it\r\n"
+            sock.close()
+        ok = Client(s.port)
+        assert ok.hello_reply == "OK" and ok.push(queue="hg-open")[1] == "OK"
+        ok.close()
+        log = s.log()
+        assert "refused: no HELLO" in log and "HELLO: refusing" not in log
+    finally:
+        s.discard()
