@@ -1,12 +1,13 @@
 """Writes answered only once the replica has them (Redis WAIT, batched per
-reactor turn), and Sentinel URLs: passwords, db number, a primary demoted
-while alive, and clear start-up errors.  Real Redis processes (Debian's
-Redis 7) on loopback."""
+reactor turn), a replica that does not confirm, a primary left alone, and
+clear start-up errors.  Real Redis processes (Debian's Redis 7) on loopback;
+Sentinel URLs are in test_sentinel.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import time
 import pytest
 from sentinelset import REDIS, RedisHA
 
-from faktory.sentinel import parse_url
+from faktory import replication
 from helpers import Client, ReplyError, ServerProcess, config_dir, free_port
 
 pytestmark = pytest.mark.skipif(
@@ -131,93 +132,10 @@ def test_without_wait_replicas_no_wait_is_sent(pair):
         srv.stop()
 
 
-def test_sentinel_with_passwords_and_a_db_follows_a_demoted_primary():
-    ha = RedisHA(password="redis-pw", sentinel_password="sentinel-pw").start()
-    url = ha.url.replace("/fkha", "/fkha/3")
-    srv = ServerProcess(
-        web=False,
-        args=["--config-dir", config_dir('[redis]\nsentinel_password = "sentinel-pw"\n')]
-        + ["--redis-url", url, "--workers", "2"],
-    )
-    srv.start()
-    try:
-        # The --workers child got the URL, but not on its command line.
-        ha.wait(lambda: "Started server worker 1 (pid" in srv.log(), 10)
-        pid = int(srv.log().split("Started server worker 1 (pid ")[1].split(")")[0])
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            assert b"redis-pw" not in f.read()
-        ha.wait(
-            lambda: (
-                "worker 1: " in srv.log() and "server ready" in srv.log().split("worker 1: ", 1)[1]
-            ),
-            20,
-        )
-        c = srv.client()
-        assert c.push(queue="d")[1] == "OK"
-        assert ha.call("primary", "LLEN", "fk:q:d:5", db=3) == 1
-        assert ha.call("primary", "LLEN", "fk:q:d:5") == 0  # not db 0
-        assert "redis-pw" not in srv.log() and "sentinel-pw" not in srv.log()
-        # A job reserved before the switch, whose worker never ACKs.
-        worker = srv.client(wid="gone-worker")
-        rjid, _ = c.push(queue="r")
-        assert worker.fetch("r")["jid"] == rjid
-        # A failover with the old primary alive: it becomes a replica (READONLY).
-        from sentinelset import SERVICE, redis_call
-
-        redis_call(ha.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE, password="sentinel-pw")
-        ha.wait(lambda: ha.primary_port() == ha.ports["replica"], 20)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if c.push(queue="d")[1] == "OK" and ha.call("replica", "LLEN", "fk:q:d:5", db=3) >= 2:
-                break
-            time.sleep(0.1)
-        assert ha.call("replica", "LLEN", "fk:q:d:5", db=3) >= 2  # the new primary took it
-        assert "failover of fkha" in srv.log()
-        # The reservation came along, and comes back through its expiry (as a
-        # retry, like real Faktory) on the new primary.
-        assert ha.call("replica", "HEXISTS", "fk:working", rjid, db=3) == 1
-        ha.call("replica", "ZADD", "fk:working:exp", "XX", "0", rjid, db=3)  # time passes
-        ha.wait(lambda: ha.call("replica", "ZCARD", "fk:retries", db=3) == 1, 15)
-        retry = json.loads(ha.call("replica", "ZRANGE", "fk:retries", "0", "0", db=3)[0])
-        assert retry["jid"] == rjid and retry["failure"]["errtype"] == "ReservationExpired"
-    finally:
-        srv.stop()
-        ha.stop()
-
-
-@pytest.mark.parametrize(
-    "url,message",
-    [
-        ("redis+sentinel://127.0.0.1:26379", "give the service name after the hosts"),
-        ("redis+sentinel://127.0.0.1:x/svc", "'127.0.0.1:x' is not host:port"),
-        ("redis+sentinel://:secret@127.0.0.1:1/svc/zero", "the db number must be an integer"),
-    ],
-)
-def test_a_bad_sentinel_url_stops_startup_with_one_line(url, message):
+def test_bad_replication_settings_stop_startup():
     proc = subprocess.run(
         [sys.executable, "-m", "twisted", "faktory", "--web", "none"]
-        + ["--bind", f"tcp:{free_port()}:interface=127.0.0.1", "--redis-url", url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd="/tmp",
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and message in out, out
-    assert "Traceback" not in out and "secret" not in out
-
-
-@pytest.mark.parametrize(
-    "toml,message",
-    [
-        ("[redis]\nwait_replicas = -1\n", "[redis] wait_replicas must be an integer from 0 to 100"),
-        ("[redis]\nwait_timeout = 'long'\n", "[redis] wait_timeout must be an integer"),
-        ("[redis]\nwait_replicas = 1\nwait_timeout = 0\n", "wait_timeout must be above 0"),
-    ],
-)
-def test_bad_replication_settings_stop_startup(toml, message):
-    proc = subprocess.run(
-        [sys.executable, "-m", "twisted", "faktory", "--web", "none", "-c", config_dir(toml)]
+        + ["-c", config_dir("[redis]\nwait_replicas = -1\n")]
         + ["--bind", f"tcp:{free_port()}:interface=127.0.0.1"],
         capture_output=True,
         text=True,
@@ -225,36 +143,24 @@ def test_bad_replication_settings_stop_startup(toml, message):
         cwd="/tmp",
     )
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and message in out, out
+    assert proc.returncode != 0, out
+    assert "[redis] wait_replicas must be an integer from 0 to 100" in out, out
     assert "Traceback" not in out
 
 
-def test_parse_url_reads_hosts_passwords_service_db_and_tls():
-    spec = parse_url("rediss+sentinel://:p%40ss@10.0.0.1:26379,[::1]:26380,s3/mymaster/2")
-    assert spec.sentinels == [("10.0.0.1", 26379), ("::1", 26380), ("s3", 26379)]
-    assert (spec.service, spec.password, spec.db, spec.tls) == ("mymaster", "p@ss", 2, True)
-    plain = parse_url("redis+sentinel://h:1/svc")
-    assert (plain.password, plain.db, plain.tls) == (None, 0, False)
-
-
-def test_rediss_sentinel_speaks_tls_to_the_sentinels_and_redis():
-    ha = RedisHA(tls=True).start()
-    # The throw-away CA is trusted through OpenSSL's SSL_CERT_FILE.
-    srv = ServerProcess(
-        web=False,
-        args=["--config-dir", config_dir(""), "--redis-url", ha.url],
-        env={"SSL_CERT_FILE": ha.ca},
-    )
-    srv.start()
-    try:
-        assert ha.url.startswith("rediss+sentinel://")
-        c = srv.client()
-        assert c.push(queue="tls")[1] == "OK"
-        assert ha.call("replica", "LLEN", "fk:q:tls:5") == 1  # WAIT over TLS replication
-        assert "Writes are answered once 1 replica(s) have them" in srv.log()
-    finally:
-        srv.stop()
-        ha.stop()
+@pytest.mark.parametrize(
+    "section,message",
+    [
+        ({"wait_replicas": -1}, "[redis] wait_replicas must be an integer from 0 to 100"),
+        ({"wait_timeout": "long"}, "[redis] wait_timeout must be an integer"),
+        ({"wait_replicas": 1, "wait_timeout": 0}, "wait_timeout must be above 0"),
+        ({"wait_replicas": True}, "[redis] wait_replicas must be an integer"),
+        ({"sentinel_password": 5}, "[redis] sentinel_password must be a string"),
+    ],
+)
+def test_bad_replication_settings_are_named(section, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        replication.check("", section)
 
 
 def test_a_primary_refusing_writes_without_replicas_answers_unavailable(pair):
