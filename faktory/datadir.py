@@ -241,3 +241,44 @@ def check_redis(data_dir: str, binary: RedisBinary, explicit: bool) -> None:
             f"data dir {data_dir} was written by {who}; {binary.describe} cannot read "
             "faktory.rdb: " + fix.format(path=before.path if before else "/path/to/newer/redis")
         )
+
+
+# -- a restore, for the audit log of the next start -----------------------------
+
+RESTORE_NOTE = "last-restore.json"
+
+
+def note_restore(data_dir: str, source: str, keys: int, replace: bool) -> None:
+    """``faktory-cli restore`` runs with the server stopped: it leaves who
+    restored what in the data dir, and the next start puts it in the audit log."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    doc = {
+        "file": os.path.abspath(source),
+        "keys": keys,
+        "replace": replace,
+        "by": f"{user}@{socket.gethostname()} (pid {os.getpid()})",
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = os.path.join(data_dir, RESTORE_NOTE)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    os.replace(path + ".tmp", path)
+
+
+def take_restore_note(data_dir: str) -> dict | None:
+    """The note of a restore since the last start (then removed), or None."""
+    path = os.path.join(data_dir, RESTORE_NOTE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        os.unlink(path)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

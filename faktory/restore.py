@@ -260,6 +260,10 @@ def cmd_restore(args) -> int:
         )
     except (BackupError, NamespaceError, OSError) as e:
         return _fail("restore", e)
+    try:
+        datadir.note_restore(args.data_dir, args.file, n, args.replace)  # for the audit log
+    except OSError as e:
+        _stderr(f"faktory-cli restore: could not note the restore for the audit log: {e}")
     print(json.dumps({"keys": n}) if args.json else f"restored {n} keys into {args.data_dir}")
     return 0
 

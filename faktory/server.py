@@ -27,6 +27,7 @@ from . import (
     startup,
 )
 from .admin import Admin
+from .audit import audit
 from .errors import RedisRefused, StorageUnavailable
 from .manager import Manager
 from .plugin import WebPage
@@ -206,6 +207,15 @@ class FaktoryServer(service.MultiService):
         datadir.check_redis(data_dir, self.redis_binary, explicit)
         self.redis_process.binary = self.redis_binary.path
         self.redis_process.identity = self.redis_binary
+        restored = datadir.take_restore_note(data_dir)
+        if restored is not None:
+            audit(
+                f"faktory-cli restore by {restored.get('by', '?')} at {restored.get('at', '?')}",
+                "restored {keys} key(s) from {file}{how}",
+                keys=restored.get("keys", "?"),
+                file=restored.get("file", "?"),
+                how=" (replacing what was there)" if restored.get("replace") else "",
+            )
         log.info(
             "Redis binary {path}, version {version}",
             path=self.redis_binary.path,

@@ -164,3 +164,25 @@ def test_a_fresh_data_dir_backs_up_empty_without_complaint(tmp_path):
         assert p.returncode == 0, p.stderr
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_restore_is_in_the_audit_log_of_the_next_start(tmp_path):
+    srv = ServerProcess(web=False).start()
+    srv.client().push(queue="restored-q")
+    srv.stop()
+    out = tmp_path / "b.jsonl.gz"
+    try:
+        assert cli("backup", "--data-dir", srv.data_dir, "-o", str(out)).returncode == 0
+        p = cli("restore", str(out), "--data-dir", srv.data_dir, "--replace")
+        assert p.returncode == 0, p.stderr
+        keys = int(p.stdout.split()[1])
+        srv.start()
+        srv.stop()
+        line = next(ln for ln in srv.log().splitlines() if "faktory-cli restore by" in ln)
+        assert "[faktory.audit#info] Operator action by faktory-cli restore by " in line
+        assert f"restored {keys} key(s) from {out} (replacing what was there)" in line
+        srv.start()  # logged once, not at every start
+        srv.stop()
+        assert srv.log().count("faktory-cli restore by") == 1
+    finally:
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
