@@ -40,6 +40,7 @@ setup(
             "selenium",
             "hypothesis",
             "ruff",
+            "import-linter",  # lint-imports: the architecture contracts in .importlinter
             "mkdocs>=1.6",
             "redis",  # bench/load.py reads Redis INFO memory
         ],

@@ -502,13 +502,8 @@ def _backup_args(p) -> None:
 
 
 def register_commands(command: Callable) -> None:
-    """Add ``backup`` and ``restore`` to faktory-cli (called by faktory.cli)."""
+    """Add ``backup`` to faktory-cli (called by faktory.cli)."""
     command("backup", "back up a stopped server's data dir to a file", cmd_backup, _backup_args)
-    from .restore import cmd_restore, restore_args
-
-    command(
-        "restore", "restore a backup into a stopped server's data dir", cmd_restore, restore_args
-    )
 
 
 __all__ = ["BackupError", "dump", "install", "prune", "snapshot", "snapshots"]

@@ -382,9 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-from . import backup  # noqa: E402 - registers backup/restore
+from . import backup, restore  # noqa: E402 - they add their commands to COMMANDS
 
 backup.register_commands(command)
+restore.register_commands(command)
 
 
 if __name__ == "__main__":

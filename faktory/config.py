@@ -5,11 +5,13 @@ entries from several files add up)."""
 from __future__ import annotations
 
 import glob
-import importlib
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from typing import Any
+
+from .pressure import parse_size
 
 
 class ConfigError(ValueError):
@@ -210,31 +212,14 @@ TLS_KEY, TLS_CERT = "private.key.pem", "public.cert.pem"
 SYSTEM_PASSWORD_FILE = "/etc/faktory/password"
 
 
-def known_sections() -> set[str]:
-    """Every table some faktory module declares in its ``CONFIG_KEYS`` (the
-    Pro features, plugins...): a feature's section is known as soon as it
-    documents its keys, with no second list to keep in step.  Only modules
-    that declare ``CONFIG_KEYS`` are imported."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    sections = set()
-    for root, _dirs, files in os.walk(package):
-        for name in files:
-            path = os.path.join(root, name)
-            if not name.endswith(".py") or path == os.path.abspath(__file__):
-                continue
-            with open(path, encoding="utf-8") as f:
-                if "\nCONFIG_KEYS" not in f.read():
-                    continue
-            rel = os.path.relpath(path[:-3], os.path.dirname(package))
-            module = importlib.import_module(rel.replace(os.sep, ".").removesuffix(".__init__"))
-            sections.update(entry[0] for entry in getattr(module, "CONFIG_KEYS", ()))
-    return sections | {t for t, *_ in CONFIG_KEYS}
-
-
-def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(errors, warnings) about the [faktory]/[web] tables and unknown sections."""
+def problems(
+    doc: dict[str, Any], declared: Iterable[tuple[str, ...]] = ()
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the [faktory]/[web] tables and unknown
+    sections: a section is known when this module or one of the ``declared``
+    key entries (the other modules' and the plugins' ``CONFIG_KEYS``) names it."""
     errors, warnings = [], []
-    other_sections = known_sections()
+    other_sections = {t for t, *_ in CONFIG_KEYS} | {t for t, *_ in declared}
     known = {(t, k): kind for t, k, kind, _, _ in CONFIG_KEYS}
     for section, value in doc.items():
         if section in ("faktory", "web"):
@@ -269,8 +254,6 @@ def problems(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _is_size(value: str) -> bool:
-    from .pressure import parse_size
-
     try:
         parse_size(value)
     except ValueError:
@@ -291,11 +274,12 @@ def check_int(where: str, value: Any, lo: int, hi: int, unit: str = "") -> int:
     return value
 
 
-def apply(options, defaults: dict[str, Any]) -> list[str]:
+def apply(options, defaults: dict[str, Any], declared: Iterable[tuple[str, ...]] = ()) -> list[str]:
     """Feed TOML values into ``options`` (a ``tap.Options``) where the command
-    line left the default; returns warnings to log.  ValueError for bad values."""
+    line left the default; returns warnings to log.  ValueError for bad values.
+    ``declared``: the TOML keys other modules and plugins read (see ``problems``)."""
     doc = options["config"]
-    errors, warnings = problems(doc)
+    errors, warnings = problems(doc, declared)
     if errors:
         raise ConfigError("; ".join(errors))
     fk, web = doc.get("faktory", {}), doc.get("web", {})
@@ -351,6 +335,18 @@ def tls_files(config_dir: str) -> tuple[str, str] | None:
     if os.path.exists(key) and os.path.exists(cert):
         return os.path.abspath(key), os.path.abspath(cert)
     return None
+
+
+def endpoint_string(value: str, default_port: int) -> str:
+    """Accept Twisted endpoint strings, and the real server's ``host:port`` /
+    ``:port`` forms for people coming from it."""
+    m = re.fullmatch(r"([\w.\-]*|\[[0-9a-fA-F:]+\]):(\d+)", value)
+    if m and not value.startswith(("tcp:", "ssl:", "unix:")):
+        host, port = m.group(1), m.group(2)
+        if host == "":
+            return f"tcp:{port}"
+        return f"tcp:{port}:interface={host.strip('[]')}"
+    return value
 
 
 def with_tls(endpoint: str, key: str, cert: str) -> str:

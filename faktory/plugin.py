@@ -70,12 +70,15 @@ class WebPage:
     """An extra web UI page: shown in the nav as ``title``, served at
     ``/<path>``; ``render(request)`` returns (a Deferred of) an HTML fragment
     (str, already escaped) or a ``twisted.web.template`` element that the web
-    UI puts inside its page layout."""
+    UI puts inside its page layout.  A ``raw`` page (e.g. the metrics plugin's
+    Prometheus ``/metrics``) answers GET/HEAD with what ``render`` returns,
+    as is: the render sets its own headers."""
 
     path: str
     title: str
     render: Callable[[Any], Any]
     nav: bool = True
+    raw: bool = False
 
 
 def plugin_settings(server: Any, name: str) -> dict[str, Any]:

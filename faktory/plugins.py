@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger, globalLogPublisher
 from twisted.plugin import getPlugins
+
+import faktory_plugins
+import twisted.plugins
 
 from .plugin import IFaktoryPlugin
 
@@ -74,9 +78,6 @@ class Discovery:
 
 def discover() -> Discovery:
     """Installed plugins by name; the first of two with the same name wins."""
-    import faktory_plugins
-    import twisted.plugins
-
     found = Discovery()
 
     def observe(event: dict) -> None:
@@ -145,15 +146,16 @@ def _names(table: dict[str, Any], key: str) -> list[str]:
     return value
 
 
-def enabled(config: dict[str, Any]) -> list[Any]:
+def enabled(config: dict[str, Any], builtins: Sequence[Any] = ()) -> list[Any]:
     """The plugins a server with this config runs, in setup order: the
-    built-in features (less ``disabled``), then ``enabled`` as listed."""
-    from .pro import builtin_plugins  # late: built-in features may import the server
-
+    ``builtins`` (fresh built-in feature plugins, handed in by whoever
+    assembles the server: this module knows no feature) less ``disabled``,
+    then ``enabled`` as listed.  Each chosen plugin with a ``see_plugins``
+    method is then shown the whole list (cron checks its entries with the
+    other features' ``check_job``)."""
     table = _table(config)
     wanted = _names(table, "enabled")
     disabled = _names(table, "disabled")
-    builtins = builtin_plugins()
     builtin_names = [p.name for p in builtins]
     for name in disabled:
         if name not in builtin_names:
@@ -172,14 +174,17 @@ def enabled(config: dict[str, Any]) -> list[Any]:
             raise PluginError(_unknown(name, found))
         chosen.append(plugin)
         taken.add(name)
+    for plugin in chosen:
+        see = getattr(plugin, "see_plugins", None)
+        if see is not None:
+            see(chosen)
     return chosen
 
 
-def check_config(config: dict[str, Any], chosen: list[Any] | None = None) -> list[Any]:
+def check_config(config: dict[str, Any], chosen: Sequence[Any]) -> Sequence[Any]:
     """Check ``config`` before it is used, at startup and on SIGHUP: every
-    enabled plugin with a ``check_config(config)`` gets to refuse it (a
-    ValueError naming the setting).  Returns the enabled plugins."""
-    chosen = enabled(config) if chosen is None else chosen
+    plugin in ``chosen`` with a ``check_config(config)`` gets to refuse it (a
+    ValueError naming the setting).  Returns ``chosen``."""
     for plugin in chosen:
         check = getattr(plugin, "check_config", None)
         if check is None:
@@ -199,16 +204,13 @@ def _unknown(name: str, found: Discovery) -> str:
     return text
 
 
-def listing(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def listing(config: dict[str, Any], builtins: Sequence[Any]) -> list[tuple[str, str, str, str]]:
     """(name, status, module, description) of every built-in and installed
     plugin, for ``twistd faktory --list-plugins``."""
     table = config.get("plugins", {}) if isinstance(config.get("plugins"), dict) else {}
     wanted = table.get("enabled", []) if isinstance(table.get("enabled"), list) else []
     disabled = table.get("disabled", []) if isinstance(table.get("disabled"), list) else []
-    from .pro import builtin_plugins
-
     rows = []
-    builtins = builtin_plugins()
     for p in builtins:
         status = "disabled" if p.name in disabled else "built-in"
         rows.append((p.name, status, _origin(p), describe(p)))
@@ -284,8 +286,8 @@ def enable(config: dict[str, Any], names: list[str]) -> None:
                 current.extend(n for n in names if n not in current)
 
 
-def print_listing(config: dict[str, Any]) -> None:
-    rows = listing(config)
+def print_listing(config: dict[str, Any], builtins: Sequence[Any]) -> None:
+    rows = listing(config, builtins)
     if not rows:
         print("No plugins installed.")
         return

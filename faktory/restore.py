@@ -280,3 +280,10 @@ def restore_args(p) -> None:
         "--from-namespace",
         help="the namespace the backup was taken with, when restoring it under another",
     )
+
+
+def register_commands(command: Callable) -> None:
+    """Add ``restore`` to faktory-cli (called by faktory.cli)."""
+    command(
+        "restore", "restore a backup into a stopped server's data dir", cmd_restore, restore_args
+    )

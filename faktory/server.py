@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,7 +75,14 @@ class FaktoryServer(service.MultiService):
     """Owns every part of one server process.  Redis-dependent parts exist
     once ``ready`` has fired."""
 
-    def __init__(self, settings: Settings, reactor=None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        reactor=None,
+        builtins: Callable[[], Sequence[Any]] | None = None,
+    ) -> None:
+        """``builtins`` makes fresh built-in feature plugins (``faktory.pro``
+        hands them in from ``tap``: the server itself knows no feature)."""
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
@@ -98,7 +105,9 @@ class FaktoryServer(service.MultiService):
         self._running_tasks: set[str] = set()
         self.tasks: list[tuple[str, int, Callable[[], Any]]] = []
         self.web_pages: list[WebPage] = []
-        self.plugins: list[Any] = plugins.enabled(settings.config)
+        self.plugins: list[Any] = plugins.enabled(
+            settings.config, builtins() if builtins is not None else ()
+        )
         self.plugins_started: list[Any] = []
         self._tick = 0
         self.redis_process: RedisProcess | None = None

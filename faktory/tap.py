@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import os
-import re
 
 from twisted.logger import Logger
 from twisted.python import usage
 
-from . import config, multiproc, namespace, plugins, replication
+from . import (
+    FAKTORY_COMPAT_VERSION,
+    __version__,
+    config,
+    multiproc,
+    namespace,
+    plugins,
+    replication,
+)
+from .config import endpoint_string
 from .pressure import parse_size
+from .pro import builtin_plugins
 from .server import FaktoryServer, Settings
 
 log = Logger()
 
 ENVIRONMENTS = ("development", "staging", "production")
-
-
-def endpoint_string(value: str, default_port: int) -> str:
-    """Accept Twisted endpoint strings, and the real server's ``host:port`` /
-    ``:port`` forms for people coming from it."""
-    m = re.fullmatch(r"([\w.\-]*|\[[0-9a-fA-F:]+\]):(\d+)", value)
-    if m and not value.startswith(("tcp:", "ssl:", "unix:")):
-        host, port = m.group(1), m.group(2)
-        if host == "":
-            return f"tcp:{port}"
-        return f"tcp:{port}:interface={host.strip('[]')}"
-    return value
 
 
 class Options(usage.Options):
@@ -162,7 +159,7 @@ class Options(usage.Options):
             self["config-files"] = config.files(self["config-dir"])
             self["config"] = config.load(self["config-dir"])
             defaults = {p[0]: p[2] for p in self.optParameters}
-            for warning in config.apply(self, defaults):
+            for warning in config.apply(self, defaults, config_keys()):
                 log.warn("{warning} in {dir}/conf.d", warning=warning, dir=self["config-dir"])
         except (config.ConfigError, OSError) as e:
             raise usage.UsageError(str(e)) from None
@@ -247,10 +244,10 @@ class Options(usage.Options):
             self["config"]["redis"].pop("gateway", None)  # the first process runs it
         plugins.enable(self["config"], self.get("plugin", []))
         if self["list-plugins"]:
-            plugins.print_listing(self["config"])
+            plugins.print_listing(self["config"], builtin_plugins())
             raise SystemExit(0)
         try:
-            plugins.check_config(self["config"])
+            plugins.check_config(self["config"], plugins.enabled(self["config"], builtin_plugins()))
         except plugins.PluginError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -295,8 +292,6 @@ class Options(usage.Options):
 
 
 def version_line() -> str:
-    from . import FAKTORY_COMPAT_VERSION, __version__
-
     return f"faktory-server {__version__} (Faktory protocol {FAKTORY_COMPAT_VERSION})"
 
 
@@ -323,7 +318,17 @@ def read_password(password_file: str | None) -> str:
     return value
 
 
+def config_keys() -> list[tuple[str, str, str, str, str]]:
+    """Every TOML key this server knows: the core modules' ``CONFIG_KEYS`` and
+    each built-in feature plugin's ``config_keys`` (third-party plugins keep
+    theirs under ``[plugins.<name>]``)."""
+    keys = list(plugins.CONFIG_KEYS) + list(replication.CONFIG_KEYS)
+    for plugin in builtin_plugins():
+        keys += getattr(plugin, "config_keys", ())
+    return keys
+
+
 def makeService(config: Options, reactor=None) -> FaktoryServer:
-    server = FaktoryServer(config.settings(), reactor)
+    server = FaktoryServer(config.settings(), reactor, builtin_plugins)
     server.fatal_exit_status = 1
     return server

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from twisted.internet import defer, reactor, task
 
+from faktory.pro import builtin_plugins
 from faktory.redisproc import RedisProcess
 from faktory.server import FaktoryServer, Settings
 from helpers import short_tmpdir
@@ -44,7 +45,7 @@ async def start_server(redis_url: str, **settings) -> FaktoryServer:
         "prefix": f"t{uuid.uuid4().hex[:8]}:",
         **settings,
     }
-    server = FaktoryServer(Settings(**s), reactor)
+    server = FaktoryServer(Settings(**s), reactor, builtin_plugins)
     server.startService()
     await server.ready
     return server

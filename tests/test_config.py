@@ -170,7 +170,7 @@ def test_bad_toml_values_stop_startup_with_a_message(toml, message):
 
 
 def test_sections_of_the_pro_features_are_known():
-    from faktory import config
+    from faktory import config, tap
 
     doc = {
         "faktory": {"binding": ":7419", "fsync": "always", "typo_key": 1},
@@ -182,7 +182,7 @@ def test_sections_of_the_pro_features_are_known():
         "plugins": {},
         "nonsense": {},
     }
-    errors, warnings = config.problems(doc)
+    errors, warnings = config.problems(doc, tap.config_keys())
     assert errors == []
     assert sorted(warnings) == [
         "unknown config key [faktory] typo_key",

@@ -20,6 +20,7 @@ from pyfaktory import Job, Producer
 
 from faktory import plugins
 from faktory.plugin import plugin_settings
+from faktory.pro import builtin_plugins
 from helpers import ROOT, ReplyError, ServerProcess, short_tmpdir
 
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "faktory-audit-plugin")
@@ -301,24 +302,24 @@ def test_plugin_failing_in_setup_stops_startup_naming_it(plugin_path):
 )
 def test_bad_plugins_table_is_refused_clearly(table, message):
     with pytest.raises(plugins.PluginError) as e:
-        plugins.enabled(table)
+        plugins.enabled(table, builtin_plugins())
     assert message in str(e.value)
 
 
 def test_builtins_run_unless_disabled_and_enabling_is_idempotent():
-    from faktory.pro import builtin_plugins
-
     names = [p.name for p in builtin_plugins()]
-    assert [p.name for p in plugins.enabled({})] == names
+    assert [p.name for p in plugins.enabled({}, builtin_plugins())] == names
     config: dict = {}
     plugins.enable(config, ["audit", "audit"])
     plugins.enable(config, ["audit"])
     assert config == {"plugins": {"enabled": ["audit"]}}
     # Naming a built-in in ``enabled`` neither fails nor sets it up twice.
-    assert [p.name for p in plugins.enabled({"plugins": {"enabled": names}})] == names
+    assert [
+        p.name for p in plugins.enabled({"plugins": {"enabled": names}}, builtin_plugins())
+    ] == names
     if names:
         off = {"plugins": {"disabled": [names[0]]}}
-        assert [p.name for p in plugins.enabled(off)] == names[1:]
+        assert [p.name for p in plugins.enabled(off, builtin_plugins())] == names[1:]
 
 
 def test_plugin_settings_reads_its_own_table():

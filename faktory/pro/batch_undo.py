@@ -8,7 +8,7 @@ from twisted.internet import defer
 
 from ..job import format_time
 from ..store import Script
-from .batch import _LIB, _s
+from .batch_scripts import _LIB, _s
 
 # ARGV[4..]: bid, jid.  Only a member still pushed-not-run ('p') is removed.
 REMOVE_JOB = Script(

@@ -230,8 +230,7 @@ def parse_entries(
     at startup and on SIGHUP rather than failing every minute.  An entry's id
     is a digest of its schedule and job, so servers sharing a Redis with the
     same config claim the same slots whatever the file order."""
-    if checks is None:
-        checks = job_checks(config)
+    checks = checks or []
     raw = config.get("cron", [])
     if isinstance(raw, dict):
         raw = [raw]
@@ -277,13 +276,6 @@ def parse_entries(
         entry_id = digest if seen[digest] == 1 else f"{digest}.{seen[digest]}"
         entries.append(CronEntry(entry_id, sched, job))
     return entries
-
-
-def job_checks(config: dict[str, Any]) -> list[Callable[[dict], Any]]:
-    """``check_job(job)`` of every plugin this config enables."""
-    from .. import plugins
-
-    return [p.check_job for p in plugins.enabled(config) if hasattr(p, "check_job")]
 
 
 def minute_slot(ts: float) -> int:
@@ -374,9 +366,11 @@ class CronStore:
 
 class CronPlugin:
     name = "cron"
+    config_keys = CONFIG_KEYS  # the TOML keys it reads (config check, docs)
     description = "Periodic jobs from [[cron]] config entries."
 
     def __init__(self) -> None:
+        self.job_checks: list[Callable[[dict], Any]] = []
         self.entries: list[CronEntry] = []
         self.last_slot: int | None = None
         self.server = None
@@ -399,9 +393,13 @@ class CronPlugin:
     def shutdown(self, server) -> None:
         pass
 
-    @staticmethod
-    def check_config(config: dict[str, Any]) -> None:
-        parse_entries(config)
+    def see_plugins(self, chosen: list[Any]) -> None:
+        """The plugins this config enables (``faktory.plugins.enabled``): an
+        entry is checked with their ``check_job`` as a PUSH would be."""
+        self.job_checks = [p.check_job for p in chosen if hasattr(p, "check_job")]
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        parse_entries(config, self.job_checks)
 
     def configure(self, config: dict[str, Any]) -> None:
         """(Re)load ``[[cron]]`` entries; a bad config raises, keeping the old ones."""

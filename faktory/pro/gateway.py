@@ -29,6 +29,7 @@ from twisted.internet import endpoints, protocol
 from twisted.logger import Logger
 
 from ..authlimit import AuthFailures
+from ..config import ConfigError, endpoint_string, read_secret
 
 log = Logger()
 
@@ -302,9 +303,6 @@ class Gateway:
 
 def gateway_settings(server) -> tuple[str, str] | None:
     """(endpoint, password) if the gateway is configured, else None."""
-    from ..config import ConfigError, read_secret
-    from ..tap import endpoint_string
-
     section = server.settings.config.get("redis", {})
     if not isinstance(section, dict):
         raise GatewayError("[redis] must be a table")
@@ -335,6 +333,7 @@ def gateway_settings(server) -> tuple[str, str] | None:
 
 class GatewayPlugin:
     name = "redis-gateway"
+    config_keys = CONFIG_KEYS  # the TOML keys it reads (config check, docs)
     description = "Expose the built-in Redis on a password-protected TCP endpoint."
 
     def __init__(self) -> None:

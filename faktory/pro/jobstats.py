@@ -86,6 +86,27 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+# Histogram bucket bounds, seconds (Prometheus ``le``): shared by the store,
+# the Prometheus text and the job types page.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+SLOTS = {"m": 300, "h": 3600}  # slot lengths, seconds
+KEEP = {"m": 3600 + 900, "h": 86400 + 7200}  # slot TTLs: their window, and a margin
+
+
+def slot_args(now: float) -> list[Any]:
+    """For the metrics ADD script: (key suffix, ttl) of the slots of ``now``."""
+    out: list[Any] = []
+    for kind, length in SLOTS.items():
+        out += [f":{kind}:{int(now // length)}", KEEP[kind]]
+    return out
+
+
+def window_keys(prefix: str, now: float, kind: str, seconds: int) -> list[str]:
+    length = SLOTS[kind]
+    first, last = int((now - seconds) // length), int(now // length)
+    return [f"{prefix}metrics:jobs:{kind}:{n}" for n in range(first, last + 1)]
+
+
 class MetricsStore:
     """The Redis side of the Prometheus job metrics."""
 
@@ -101,8 +122,6 @@ class MetricsStore:
     def add(self, increments: dict[str, int], now: float) -> defer.Deferred:
         """Add ``{"<kind>|<jobtype>": n}`` counts (``ok``/``fail`` are executions)
         to the totals and to the time slots ``now`` falls in."""
-        from .jobtypes import slot_args
-
         by_type: dict[str, dict[str, int]] = defaultdict(dict)
         for name, n in increments.items():
             kind, _, jobtype = name.partition("|")

@@ -24,26 +24,10 @@ from ..errors import gather
 from ..plugin import WebPage
 from ..web.i18n import N_, Translator, for_request
 from ..web.layout import empty, table, tags
-from .metrics import BUCKETS
+from .jobstats import BUCKETS, window_keys
 
-SLOTS = {"m": 300, "h": 3600}  # slot lengths, seconds
 WINDOWS = (("hour", "m", 3600), ("day", "h", 86400))
-KEEP = {"m": 3600 + 900, "h": 86400 + 7200}  # slot TTLs: their window, and a margin
 QUANTILES = (0.5, 0.95, 0.99)
-
-
-def slot_args(now: float) -> list[Any]:
-    """For the metrics ADD script: (key suffix, ttl) of the slots of ``now``."""
-    out: list[Any] = []
-    for kind, length in SLOTS.items():
-        out += [f":{kind}:{int(now // length)}", KEEP[kind]]
-    return out
-
-
-def window_keys(prefix: str, now: float, kind: str, seconds: int) -> list[str]:
-    length = SLOTS[kind]
-    first, last = int((now - seconds) // length), int(now // length)
-    return [f"{prefix}metrics:jobs:{kind}:{n}" for n in range(first, last + 1)]
 
 
 @dataclass

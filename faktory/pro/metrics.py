@@ -44,14 +44,15 @@ from twisted.logger import Logger
 
 from ..errors import gather
 from ..job import parse_time
-from .jobstats import DEFAULT_LIMIT, MetricsStore, limit_setting
+from ..plugin import WebPage
+from .jobstats import BUCKETS, DEFAULT_LIMIT, MetricsStore, limit_setting
+from .jobtypes import JobTypesPage
 
 log = Logger()
 
 GAUGE_PERIOD = 30  # seconds between global gauges, as the real server
 FLUSH_DELAY = 0.1  # statsd lines wait at most this long for a full packet
 # Duration histogram buckets (seconds) for the Prometheus endpoint.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 TAG = re.compile(r"\A[a-zA-Z][\w\-:./]*\Z")
 RESERVED_TAGS = ("host", "device", "source", "service")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -262,6 +263,7 @@ class MetricsPlugin:
     """Times every ACK/FAIL, feeds statsd and the Prometheus endpoint."""
 
     name = "metrics"
+    config_keys = CONFIG_KEYS  # the TOML keys it reads (config check, docs)
 
     def __init__(self) -> None:
         self.server: Any = None
@@ -275,15 +277,25 @@ class MetricsPlugin:
         statsd_settings(config, dict(os.environ))
         limit_setting(config)
 
+    async def render_prometheus(self, request) -> bytes:
+        """The web UI's ``/metrics``: Prometheus text for every server sharing the Redis."""
+        text = await self.prometheus_text()
+        request.setHeader("Content-Type", CONTENT_TYPE)
+        request.setHeader("Cache-Control", "no-cache")
+        return text.encode()
+
     async def setup(self, server) -> None:
         self.server = server
         self.store = MetricsStore(server.store, KINDS, limit_setting(server.settings.config))
         server.metrics = self
         server.manager.use("settled", self.on_settled)
         server.add_task("metrics-flush", 1, self.flush)
-        from .jobtypes import JobTypesPage
-
         JobTypesPage(self).attach(server)
+        server.add_web_page(
+            WebPage(
+                path="metrics", title="Metrics", render=self.render_prometheus, nav=False, raw=True
+            )
+        )
         settings = statsd_settings(server.settings.config, dict(os.environ))
         if settings is not None:
             host = settings["host"]
@@ -498,16 +510,3 @@ def find(server) -> MetricsPlugin | None:
         if isinstance(plugin, MetricsPlugin) and plugin.server is server:
             return plugin
     return None
-
-
-async def render_prometheus(server, request) -> bytes:
-    """The web UI's ``/metrics``: delegates here so the route stays one line."""
-    plugin = find(server)
-    if plugin is None:
-        request.setResponseCode(404)
-        request.setHeader("Content-Type", "text/plain; charset=utf-8")
-        return b"metrics plugin disabled\n"
-    text = await plugin.prometheus_text()
-    request.setHeader("Content-Type", CONTENT_TYPE)
-    request.setHeader("Cache-Control", "no-cache")
-    return text.encode()

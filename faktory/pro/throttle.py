@@ -167,6 +167,7 @@ class ThrottleStore:
 
 class ThrottlePlugin:
     name = "throttle"
+    config_keys = CONFIG_KEYS  # the TOML keys it reads (config check, docs)
     description = "Per-queue concurrency and rate limits from [throttles]."
 
     def __init__(self) -> None:

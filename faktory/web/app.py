@@ -19,14 +19,16 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.template import Tag, flattenString
 
-from .. import FAKTORY_COMPAT_VERSION
+from .. import FAKTORY_COMPAT_VERSION, __version__, health
 from ..audit import audit, web_user
 from ..errors import RedisRefused, StorageUnavailable, gather
 from ..job import QUEUE_NAME, format_time
 from ..locate import Finder
 from . import display, hosts, i18n, layout, pages
+from .groups import KINDS, group_links
 from .guard import Guard, script_prefix
 from .live import control as live_control
+from .orphans import release_cell
 from .queue_filter import QueueFilter
 
 log = Logger()
@@ -180,8 +182,6 @@ class WebUI:
     async def health(self, request):
         """200 only when Redis answers a PING within a second, else 503 with
         the reason: what a load balancer or monitor should act on."""
-        from .. import __version__, health
-
         ok, reason, rtt = await health.check(self.server)
         request.setHeader("Content-Type", "application/json")
         request.setHeader("Cache-Control", "no-store")
@@ -210,12 +210,6 @@ class WebUI:
         request.setHeader("Content-Type", "application/json")
         request.setHeader("Cache-Control", "no-store")
         return json.dumps({"status": "alive"})
-
-    @app.route("/metrics", methods=["GET", "HEAD"])
-    async def metrics(self, request):
-        from ..pro.metrics import render_prometheus  # Prometheus text lives with the plugin
-
-        return await render_prometheus(self.server, request)
 
     @app.route("/static/<name>")
     def static(self, request, name):
@@ -383,8 +377,6 @@ class WebUI:
                 except (ValueError, AttributeError):
                     continue  # not a reservation: the list shows it as unreadable
                 by_wid[wid] = by_wid.get(wid, 0) + 1
-        from .orphans import release_cell  # its module registers routes on this app
-
         cell = release_cell(ctx, workers)
         body = pages.busy(ctx, workers, by_wid, total, reservations, page, cell)
         return await self._html(ctx, "busy", ctx._("Busy"), body, live=True)
@@ -443,8 +435,6 @@ class WebUI:
             )
         size = ctx.info["faktory"]["sets"][kind.name]
         entries = [(key, raw, display.decode_job(raw)) for key, raw in rows]
-        from .groups import KINDS, group_links  # its module registers routes on this app
-
         extra = group_links(ctx, kind) if kind in KINDS.values() and size else ""
         body = pages.set_list(ctx, kind, q, total, size, entries, more, extra)
         return await self._html(ctx, kind.name, ctx._(kind.title), body, live=True)
@@ -588,6 +578,12 @@ class WebUI:
             request.setResponseCode(404)
             body = pages.not_found(ctx, ctx._("No such page."))
             return await self._html(ctx, "none", ctx._("Not found"), body)
+        if page.raw:
+            if request.method not in (b"GET", b"HEAD"):
+                request.setResponseCode(405)
+                request.setHeader("Allow", "GET, HEAD")
+                return b""
+            return await _await(page.render(request))
         result = await _await(page.render(request))
         if request.code in (301, 302, 303, 307, 308) or request.finished:
             return result if isinstance(result, bytes | str) else b""

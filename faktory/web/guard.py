@@ -7,12 +7,14 @@ from __future__ import annotations
 import hmac
 import os
 import re
+import time
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from ..audit import web_user
 from .hosts import HostPolicy
 
 log = Logger()
@@ -143,10 +145,6 @@ FAILED_LOGIN_QUIET = 10.0  # seconds between two lines about the same client
 def _log_failed_login(request: Request) -> None:
     """One warning per client per ``FAILED_LOGIN_QUIET`` seconds (with the
     count since the last), so a password-guessing loop cannot flood the log."""
-    import time
-
-    from ..audit import web_user
-
     who = web_user(request)
     now = time.monotonic()
     seen = _failed_logins.get(who)

@@ -5,15 +5,11 @@ a button that releases the job back to the front of its queue now
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote
 
 from twisted.web.template import Tag
 
 from .. import orphans
-from .app import WebUI, _arg
 from .layout import Ctx, badge, button, post_form, tags
-
-app = WebUI.app
 
 
 def release_cell(ctx: Ctx, workers: list[dict], back: str = "") -> Callable[[dict], Tag | str]:
@@ -51,20 +47,3 @@ def release_cell(ctx: Ctx, workers: list[dict], back: str = "") -> Callable[[dic
         )
 
     return cell
-
-
-@app.route("/busy/release", methods=["POST"])
-async def release(self, request):
-    jid = _arg(request, "jid")
-    t = self._t(request)
-    if not jid:
-        return self._redirect(request, "/busy", t._("Nothing selected."))
-    outcome, job = await orphans.release(self.server, jid, _arg(request, "reserved_at"))
-    queue = str(job.get("queue", ""))
-    message = {
-        "released": t._("Released {jid} back to queue {queue}.", jid=jid, queue=queue),
-        "gone": t._("Job {jid} is no longer held by that reservation: nothing released.", jid=jid),
-        "alive": t._("The worker holding {jid} sends heartbeats again: nothing released.", jid=jid),
-    }[outcome]
-    back = "/job/" + quote(jid, safe="") if _arg(request, "return") == "job" else "/busy"
-    return self._redirect(request, back, message)
