@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import private_files
+from .datadir import record
 
 log = Logger()
 
@@ -228,8 +229,6 @@ class RedisProcess(service.Service):
         else:
             log.info("Redis is ready on {sock} (pid {pid})", sock=sock, pid=pid)
         if self.identity is not None:
-            from .datadir import record
-
             try:
                 record(self.data_dir, self.identity)
             except OSError as e:

@@ -29,7 +29,8 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from .protocol import OK
+from .config import read_secret
+from .protocol import _OK_WHEN_DONE, OK
 
 log = Logger()
 
@@ -85,8 +86,6 @@ def settings(section: Any, sentinel: bool) -> tuple[int, int]:
 
 def sentinel_password(section: Any) -> str:
     """``[redis] sentinel_password`` (a ``/path`` names a file holding it)."""
-    from .config import read_secret
-
     value = section.get("sentinel_password", "") if isinstance(section, dict) else ""
     if not isinstance(value, str):
         raise ReplicationError("[redis] sentinel_password must be a string")
@@ -182,8 +181,6 @@ def _held(handler, redis, answer_ok: bool):
 def install(server, sentinel: bool) -> ReplicaMonitor | None:
     """Hold the write commands' answers for WAIT if ``wait_replicas`` > 0.
     Call after the plugins registered their commands."""
-    from .protocol import _OK_WHEN_DONE
-
     wanted, timeout = settings(server.settings.config.get("redis"), sentinel)
     redis = server.redis
     if not wanted and not sentinel:

@@ -7,6 +7,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from . import FAKTORY_COMPAT_VERSION, __version__
+from .backup import backups_enabled
 from .datadir import DataDirError
 from .namespace import NamespaceError
 from .plugins import PluginError
@@ -36,8 +37,6 @@ def summary(server) -> dict[str, str]:
     else:
         redis = binary.describe if binary else "?"
         data = server.redis_process.data_dir
-    from .backup import backups_enabled
-
     return {
         "version": f"faktory-server {__version__} (Faktory protocol {FAKTORY_COMPAT_VERSION})",
         "environment": s.environment,

@@ -36,6 +36,7 @@ from .. import wire
 from ..errors import CommandError, gather
 from ..job import JobError, format_time
 from ..plugin import WebPage
+from ..protocol import OK
 from ..store import Script
 from ..web.i18n import N_, for_request
 from .batch_scripts import (
@@ -266,8 +267,6 @@ class BatchPlugin:
         return bid
 
     async def cmd_commit(self, rest: str):
-        from ..protocol import OK
-
         bid = self._bid(rest, "COMMIT")
         if self._wake(await self.store.commit(bid, self.now())) == "nobatch":
             raise CommandError(f"no such batch {bid}")
@@ -281,8 +280,6 @@ class BatchPlugin:
         return jobs.dumps(status)
 
     async def cmd_child(self, rest: str):
-        from ..protocol import OK
-
         parts = rest.split()
         if len(parts) != 2:
             raise CommandError("BATCH CHILD takes a parent batch id and a child batch id")

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from .. import wire
 from ..errors import CommandError
 from ..job import dumps, format_time, parse_time
+from ..protocol import OK
 from ..store import Script
 
 log = Logger()
@@ -195,8 +196,6 @@ class TrackingPlugin:
         return dumps(out)
 
     async def cmd_set(self, rest: str):
-        from ..protocol import OK
-
         try:
             data = wire.loads(rest)  # Go's rules: depth, NaN, surrogates, number range
         except ValueError as e:
