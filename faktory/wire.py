@@ -326,6 +326,8 @@ def _path(path: str, node: Any) -> str:
 
 
 class List(Type):
+    """A Go slice: a JSON array whose elements are all ``elem``."""
+
     def __init__(self, elem: Type) -> None:
         self.elem = elem
         self.go = "[]" + ("interface {}" if isinstance(elem, AnyValue) else elem.go)
