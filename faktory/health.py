@@ -36,3 +36,26 @@ async def check(server, timeout: float = PING_TIMEOUT) -> tuple[bool, str, float
     except Exception as e:  # noqa: BLE001 - any other answer is a reason to report
         return False, f"Redis: {e}", None
     return True, "", time.perf_counter() - started
+
+
+async def report(server) -> tuple[int, dict]:
+    """(HTTP status, JSON document) of ``/health``."""
+    from . import FAKTORY_COMPAT_VERSION, __version__
+    from .job import format_time
+
+    ok, reason, rtt = await check(server)
+    doc = {
+        "status": "ok" if ok else "unavailable",
+        "now": format_time(server.clock.seconds()),
+        "server": {
+            "description": "Faktory",
+            "faktory_version": FAKTORY_COMPAT_VERSION,
+            "version": __version__,
+            "connections": server.connection_count,
+            "command_count": server.command_count,
+        },
+        "redis": {"ok": ok, "ping_ms": round(rtt * 1000, 3) if rtt is not None else None},
+    }
+    if not ok:
+        doc["reason"] = reason
+    return (200 if ok else 503), doc

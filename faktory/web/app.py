@@ -19,10 +19,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.template import Tag, flattenString
 
-from .. import FAKTORY_COMPAT_VERSION, __version__, health
+from .. import health
 from ..audit import audit, web_user
 from ..errors import RedisRefused, StorageUnavailable, gather
-from ..job import QUEUE_NAME, format_time
+from ..job import QUEUE_NAME
 from ..locate import Finder
 from . import display, hosts, i18n, layout, pages
 from .groups import KINDS, group_links
@@ -180,36 +180,21 @@ class WebUI:
 
     @app.route("/health")
     async def health(self, request):
-        """200 only when Redis answers a PING within a second, else 503 with
-        the reason: what a load balancer or monitor should act on."""
-        ok, reason, rtt = await health.check(self.server)
+        """Readiness: 200 only when Redis answers a PING within a second,
+        else 503 with the reason (``faktory.health``)."""
+        code, doc = await health.report(self.server)
+        request.setResponseCode(code)
         request.setHeader("Content-Type", "application/json")
         request.setHeader("Cache-Control", "no-store")
-        if not ok:
-            request.setResponseCode(503)
+        if code != 200:
             request.setHeader("Retry-After", "5")
-        doc = {
-            "status": "ok" if ok else "unavailable",
-            "now": format_time(self.server.clock.seconds()),
-            "server": {
-                "description": "Faktory",
-                "faktory_version": FAKTORY_COMPAT_VERSION,
-                "version": __version__,
-                "connections": self.server.connection_count,
-                "command_count": self.server.command_count,
-            },
-            "redis": {"ok": ok, "ping_ms": round(rtt * 1000, 3) if rtt is not None else None},
-        }
-        if not ok:
-            doc["reason"] = reason
         return json.dumps(doc)
 
     @app.route("/health/live")
     def live(self, request):
         """Liveness: the process answers HTTP (whatever Redis does)."""
         request.setHeader("Content-Type", "application/json")
-        request.setHeader("Cache-Control", "no-store")
-        return json.dumps({"status": "alive"})
+        return b'{"status": "alive"}'
 
     @app.route("/static/<name>")
     def static(self, request, name):
