@@ -12,6 +12,8 @@ setup(
     package_data={
         "twisted.plugins": ["faktory_plugin.py"],
         "faktory": [
+            "lua/*.lua",  # the Lua scripts (faktory.luascript)
+            "pro/lua/*.lua",
             "web/static/*",
             "web/templates/*",
             "web/locale/*.pot",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
+from . import luascript
 from .job import DEAD_TTL, format_time
-from .store import _REQUEUE_LUA, Script
 
 log = Logger()
 
@@ -22,84 +22,6 @@ SETS = ("retries", "dead")
 BY = ("errtype", "jobtype")
 OPS = ("retry", "delete")
 UNREADABLE = "(unreadable)"
-
-_FIELD_LUA = """
-local function group_of(job, by)
-  local ok, j = pcall(cjson.decode, job)
-  if not (ok and type(j) == 'table') then return nil end
-  local v
-  if by == 'jobtype' then
-    v = j.jobtype
-  elseif type(j.failure) == 'table' then
-    v = j.failure.errtype
-  end
-  if type(v) ~= 'string' then v = '' end
-  return v, j
-end
-"""
-
-# ARGV: set key, first index, how many, by (errtype | jobtype).
-# Returns {next index or -1 at the end, value, count, sample message, ...}.
-GROUP_COUNT = (
-    _FIELD_LUA
-    + """
-local key, i, limit, by = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local chunk = redis.call('ZRANGE', key, i, i + limit - 1)
-local counts, samples, order = {}, {}, {}
-for _, job in ipairs(chunk) do
-  local v, j = group_of(job, by)
-  if v == nil then v = '"""
-    + UNREADABLE
-    + """' end
-  if counts[v] == nil then
-    counts[v] = 0
-    order[#order + 1] = v
-    local m = ''
-    if j and type(j.failure) == 'table' and type(j.failure.message) == 'string' then
-      m = string.sub(j.failure.message, 1, 200)
-    end
-    samples[v] = m
-  end
-  counts[v] = counts[v] + 1
-end
-local out = {i + #chunk}
-if #chunk < limit then out[1] = -1 end
-for _, v in ipairs(order) do
-  out[#out + 1] = v
-  out[#out + 1] = counts[v]
-  out[#out + 1] = samples[v]
-end
-return out
-"""
-)
-
-# One bounded step of a group action (see Groups.act).
-# ARGV: prefix, origin, set name, cursor, by, value, op (retry | delete),
-# now_str, dead score.  Returns {next cursor, entries acted on}.
-GROUP_ACT = (
-    _REQUEUE_LUA
-    + _FIELD_LUA
-    + """
-local p, origin, key, op = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[7]
-local res = redis.call('ZSCAN', key, ARGV[4], 'COUNT', 100)
-local items, n = res[2], 0
-for i = 1, #items, 2 do
-  local job = items[i]
-  local v = group_of(job, ARGV[5])
-  if v == nil then v = '"""
-    + UNREADABLE
-    + """' end
-  if v == ARGV[6] then
-    redis.call('ZREM', key, job)
-    if op == 'retry' and not requeue(p, origin, job, ARGV[8]) then
-      redis.call('ZADD', p .. 'dead', ARGV[9], job)
-    end
-    n = n + 1
-  end
-end
-return {res[1], n}
-"""
-)
 
 
 @dataclass
@@ -120,8 +42,8 @@ class Groups:
     SCAN = 2000  # members one counting step reads inside Redis
     LIMIT = 200_000  # members one count reads at most
 
-    _count = Script(GROUP_COUNT)
-    _act = Script(GROUP_ACT)
+    _count = luascript.load("group_count", constants={"UNREADABLE": UNREADABLE})
+    _act = luascript.load("group_act", constants={"UNREADABLE": UNREADABLE})
 
     def __init__(self, store, clock) -> None:
         self.store = store

@@ -4,7 +4,7 @@ Jobs arrive as JSON, are validated once at PUSH and then stored and handed
 out as bytes; nothing on the hot path decodes them again.  The stored JSON
 always starts with ``{"enqueued_at":"...",`` when the job has been enqueued so
 the Lua scripts that move jobs into queues can refresh that stamp without a
-JSON encoder (see ``store.py``).
+JSON encoder (see ``lua/requeue.lua``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ DEAD_TTL = 180 * 24 * 3600
 
 # The fields in the order we serialize them (the decoding rules are in
 # ``wire.JOB``).  ``enqueued_at`` comes first on purpose (module docstring),
-# and every scalar field comes before ``args`` (see ``store._JOB_LUA``).
+# and every scalar field comes before ``args`` (see ``lua/job.lua``).
 _FIELDS = (
     "enqueued_at",
     "jid",

@@ -579,7 +579,7 @@ class Manager:
             if len(jids) < BATCH:
                 break
         # Copies of a jid held while another was reserved, whose reservation
-        # ended without handing them back (see store._HELD_LUA).
+        # ended without handing them back (see lua/held.lua).
         now = self.now()
         await self.store.release_held(now, now - HELD_RECHECK, BATCH)
         stats = self.task_stats.setdefault("Busy", {"reaped": 0})

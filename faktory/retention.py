@@ -12,25 +12,12 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
+from . import luascript
 from .manager import local_day
-from .store import HISTORY_TTL, Script
+from .store import HISTORY_TTL
 
 LOOKBACK = 3 * 366  # days of old counters looked at
-
-# ARGV: then (key, seconds left) pairs.  Only keys without a TTL are touched.
-_RETAIN = Script(
-    """
-local n = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('TTL', ARGV[i]) == -1 then
-    if tonumber(ARGV[i + 1]) > 0 then redis.call('EXPIRE', ARGV[i], ARGV[i + 1])
-    else redis.call('DEL', ARGV[i]) end
-    n = n + 1
-  end
-end
-return n
-"""
-)
+_RETAIN = luascript.load("retain")
 
 
 def retain_history(store, now: float) -> defer.Deferred:

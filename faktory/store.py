@@ -1,5 +1,6 @@
-"""Every Redis key and Lua script the server uses.  Returns Python values; knows
-nothing of RESP or of lifecycle rules.
+"""Every Redis key the core uses, and the calls of its Lua scripts (their
+sources are the ``faktory/lua/*.lua`` files, see ``faktory.luascript``).
+Returns Python values; knows nothing of RESP or of lifecycle rules.
 
 Layout (all keys under one prefix, ``fk:`` by default, so FLUSH, backups and a
 shared Redis stay clean):
@@ -38,647 +39,27 @@ job or lose one.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
-import txredisapi
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from . import luascript
 from .errors import gather
+from .luascript import Script
 from .namespace import glob_escape
 from .redisconn import connect  # noqa: F401 - it lived here; kept importable
 
 log = Logger()
 
-_ENQUEUE_LUA = """
-local function enqueue(p, q, pri, job, origin)
-  redis.call('SADD', p .. 'queues', q)
-  redis.call('LPUSH', p .. 'q:' .. q .. ':' .. pri, job)
-  redis.call('ZADD', p .. 'qp:' .. q, pri, pri)
-  if redis.call('EXISTS', p .. 'wait:' .. q) == 1 then
-    redis.call('PUBLISH', p .. 'notify', origin .. ' ' .. q)
-  end
-end
-"""
-
-# Queue throttles (faktory.pro.throttle configures them).  FETCH checks a
-# queue's limits and takes a slot in the same script as the pop, so servers
-# sharing a Redis cannot overshoot; ACK/FAIL/RELEASE give the slot back.
-_THROTTLE_LUA = """
-local function throttle_check(p, q, wid, now)
-  local c = redis.call('HGET', p .. 'throttle:conf', q)
-  if not c then return true end
-  local t = {}
-  for n in string.gmatch(c, '%d+') do t[#t + 1] = tonumber(n) end
-  local k, stamp = p .. 'throttle:' .. q, string.format('%.6f', now)
-  if t[1] > 0 then
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', stamp)
-    if redis.call('ZCARD', k) >= t[1] then return false end
-  end
-  if t[3] > 0 then
-    local wk = k .. ':w:' .. wid
-    redis.call('ZREMRANGEBYSCORE', wk, '-inf', stamp)
-    if redis.call('ZCARD', wk) >= t[3] then return false end
-  end
-  if t[4] > 0 then
-    local rk = k .. ':r:' .. string.format('%d', math.floor(now / t[5]))
-    if tonumber(redis.call('GET', rk) or '0') >= t[4] then return false end
-  end
-  return t
-end
-
-local function throttle_take(p, q, wid, now, jid, t)
-  if t == true then return end
-  local k, expiry = p .. 'throttle:' .. q, string.format('%.6f', now + t[2])
-  if t[1] > 0 then redis.call('ZADD', k, expiry, jid) end
-  if t[3] > 0 then redis.call('ZADD', k .. ':w:' .. wid, expiry, jid) end
-  if t[4] > 0 then
-    local rk = k .. ':r:' .. string.format('%d', math.floor(now / t[5]))
-    redis.call('INCR', rk)
-    redis.call('EXPIRE', rk, t[5] + 1)
-  end
-  if t[1] > 0 or t[3] > 0 then
-    redis.call('HSET', p .. 'throttle:held', jid, q .. ' ' .. wid)
-  end
-end
-
-local function throttle_release(p, jid)
-  local held = redis.call('HGET', p .. 'throttle:held', jid)
-  if not held then return end
-  redis.call('HDEL', p .. 'throttle:held', jid)
-  local sp = string.find(held, ' ', 1, true)
-  local q = string.sub(held, 1, sp - 1)
-  local k = p .. 'throttle:' .. q
-  redis.call('ZREM', k, jid)
-  redis.call('ZREM', k .. ':w:' .. string.sub(held, sp + 1), jid)
-  -- a slot opened: wake a FETCH waiting on q (origin '*' reaches every server)
-  if redis.call('EXISTS', p .. 'wait:' .. q) == 1 then
-    redis.call('PUBLISH', p .. 'notify', '* ' .. q)
-  end
-end
-"""
-
-# Two live jobs may share a jid (a client retrying a PUSH, a careless
-# producer), but reservations, ACK and FAIL go by jid: so only one copy of a
-# jid is reserved at a time.  FETCH parks a copy whose jid is already reserved
-# in ``held:<jid>`` (and skips to the next job); whatever ends that
-# reservation (ACK, FAIL, the reaper, a release) hands the oldest held copy
-# back to the front of its queue.  The ``held`` index lets the reaper's sweep
-# find copies whose reservation ended some other way (HELD_SWEEP).
-_HELD_LUA = """
-local function hold(p, jid, pri, q, job, now)
-  redis.call('LPUSH', p .. 'held:' .. jid, pri .. ' ' .. q .. ' ' .. job)
-  redis.call('ZADD', p .. 'held', 'NX', now, jid)
-end
-
-local function requeue_front(p, q, pri, job)
-  redis.call('SADD', p .. 'queues', q)
-  redis.call('RPUSH', p .. 'q:' .. q .. ':' .. pri, job)
-  redis.call('ZADD', p .. 'qp:' .. q, pri, pri)
-  -- wake a FETCH waiting on it (origin '*' reaches every server)
-  if redis.call('EXISTS', p .. 'wait:' .. q) == 1 then
-    redis.call('PUBLISH', p .. 'notify', '* ' .. q)
-  end
-end
-
-local function unhold(p, jid)
-  local hk = p .. 'held:' .. jid
-  local entry = redis.call('RPOP', hk)
-  if not entry then return 0 end
-  if redis.call('EXISTS', hk) == 0 then redis.call('ZREM', p .. 'held', jid) end
-  local pri, q, job = string.match(entry, '^(%d) (%S+) (.*)$')
-  if pri then requeue_front(p, q, pri, job) end
-  return 1
-end
-"""
-
-# A stored job's fields for a script.  Go allows values nested 10 000 deep,
-# cjson only 1 000: such values can be only in args, custom or failure, which
-# ``job.serialize`` writes after every scalar field, so a job cjson refuses
-# is read from the part before ``,"args":`` (no string can hold that).
-_JOB_LUA = """
-local function job_fields(job)
-  local ok, j = pcall(cjson.decode, job)
-  if ok then return ok, j end
-  local cut = string.find(job, ',"args":', 1, true)
-  if not cut then return ok, j end
-  return pcall(cjson.decode, string.sub(job, 1, cut - 1) .. '}')
-end
-"""
-
-# ARGV: prefix, origin, queue, priority, job
-PUSH = (
-    _ENQUEUE_LUA
-    + """
-enqueue(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[2])
-return 1
-"""
-)
-
-# ARGV: prefix, now, now_str, wid_json, wid, queue...
-# Returns the job JSON; 0 if the worker is quiet or terminating (it gets no
-# work); or false after marking every queue as waited on.  Paused and
-# throttled queues are skipped.
-FETCH = (
-    _JOB_LUA
-    + _THROTTLE_LUA
-    + _HELD_LUA
-    + """
-local p, now = ARGV[1], tonumber(ARGV[2])
-if ARGV[5] ~= '' then
-  local st = redis.call('HGET', p .. 'worker:' .. ARGV[5], 'state')
-  if st == 'quiet' or st == 'terminate' then return 0 end
-end
-local paused = p .. 'paused'
-for i = 6, #ARGV do
-  local q = ARGV[i]
-  local limits = redis.call('SISMEMBER', paused, q) == 0 and throttle_check(p, q, ARGV[5], now)
-  if limits then
-    local qp = p .. 'qp:' .. q
-    local top = redis.call('ZRANGE', qp, -1, -1)
-    while top[1] do
-      local lk = p .. 'q:' .. q .. ':' .. top[1]
-      local job = redis.call('RPOP', lk)
-      if redis.call('LLEN', lk) == 0 then redis.call('ZREM', qp, top[1]) end
-      if job then
-        -- A script is not rolled back on error and the job is already
-        -- popped: anything undecodable goes to the dead set, never lost.
-        local ok, j = job_fields(job)
-        if ok and type(j) == 'table' and type(j.jid) == 'string' then
-          local rf = tonumber(j.reserve_for) or 0
-          if rf ~= rf or rf == 0 then rf = 1800 end
-          if rf < 60 then rf = 60 end
-          if rf > 86400 then rf = 86400 end
-          local exp = now + rf
-          if redis.call('HSETNX', p .. 'working', j.jid, '{"job":' .. job .. ',"reserved_at":"'
-            .. ARGV[3] .. '","expiry":' .. string.format('%.6f', exp) .. ',"wid":' .. ARGV[4] .. '}') == 1 then
-            redis.call('ZADD', p .. 'working:exp', exp, j.jid)
-            throttle_take(p, q, ARGV[5], now, j.jid, limits)
-            return job
-          end
-          hold(p, j.jid, top[1], q, job, now)
-        else
-          redis.call('ZADD', p .. 'dead', now + 15552000, job)
-        end
-      end
-      top = redis.call('ZRANGE', qp, -1, -1)
-    end
-  end
-end
--- pcall: out of memory, Redis refuses this first write of the script (an
--- empty FETCH must still answer null, so workers keep draining)
-for i = 6, #ARGV do
-  redis.pcall('SET', p .. 'wait:' .. ARGV[i], '1', 'PX', 3000)
-end
-return false
-"""
-)
-
 HISTORY_DAYS = 180  # days of daily counters the web UI can show
 HISTORY_TTL = (HISTORY_DAYS + 2) * 86400  # a day's counters outlive that, then go
-# A day's counter gets its TTL when the day's first job settles (INCR gives 1).
-_DAY_LUA = f"""
-local function day_count(k)
-  if redis.call('INCR', k) == 1 then redis.call('EXPIRE', k, {HISTORY_TTL}) end
-end
-"""
-
-# ARGV: prefix, jid, day.  Returns the reservation JSON, or false if none.
-ACK = (
-    _THROTTLE_LUA
-    + _HELD_LUA
-    + _DAY_LUA
-    + """
-local p = ARGV[1]
-local res = redis.call('HGET', p .. 'working', ARGV[2])
-if not res then return false end
-redis.call('HDEL', p .. 'working', ARGV[2])
-redis.call('ZREM', p .. 'working:exp', ARGV[2])
-throttle_release(p, ARGV[2])
-unhold(p, ARGV[2])
-redis.call('INCR', p .. 'stat:processed')
-day_count(p .. 'stat:processed:' .. ARGV[3])
-return res
-"""
-)
-
-# ARGV: prefix, jid, day ('' = do not count), expected reservation,
-# target set ('' = drop), score, job.
-# Only the caller holding the current reservation wins: FAIL racing the
-# reservation reaper (in this or another server) settles the job once.
-FAIL = (
-    _THROTTLE_LUA
-    + _HELD_LUA
-    + _DAY_LUA
-    + """
-local p = ARGV[1]
-if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[4] then return 0 end
-redis.call('HDEL', p .. 'working', ARGV[2])
-redis.call('ZREM', p .. 'working:exp', ARGV[2])
-throttle_release(p, ARGV[2])
-unhold(p, ARGV[2])
-if ARGV[3] ~= '' then
-  redis.call('INCR', p .. 'stat:processed')
-  redis.call('INCR', p .. 'stat:failures')
-  day_count(p .. 'stat:processed:' .. ARGV[3])
-  day_count(p .. 'stat:failures:' .. ARGV[3])
-end
-if ARGV[5] ~= '' then redis.call('ZADD', p .. ARGV[5], ARGV[6], ARGV[7]) end
-return 1
-"""
-)
-
-# ARGV: prefix, jid, expected reservation, queue, priority, job.
-# Hands a reserved job back to the front of its queue, uncounted.
-# With ARGV[7] (wid) and ARGV[8] (cutoff), only while that worker process is
-# gone (no record, or no heartbeat since the cutoff): -1 when it is alive.
-RELEASE = (
-    _THROTTLE_LUA
-    + _HELD_LUA
-    + """
-local p = ARGV[1]
-if redis.call('HGET', p .. 'working', ARGV[2]) ~= ARGV[3] then return 0 end
-if ARGV[8] then
-  local beat = tonumber(redis.call('HGET', p .. 'worker:' .. ARGV[7], 'beat'))
-  if beat and beat > tonumber(ARGV[8]) then return -1 end
-end
-redis.call('HDEL', p .. 'working', ARGV[2])
-redis.call('ZREM', p .. 'working:exp', ARGV[2])
-throttle_release(p, ARGV[2])
-unhold(p, ARGV[2])
-requeue_front(p, ARGV[4], ARGV[5], ARGV[6])
-return 1
-"""
-)
-
-# Put a job taken from a sorted set back into its queue with a fresh
-# enqueued_at (PROMOTE, and the web UI's retry / add to queue); false when the
-# member is not a job, so the caller can park it in the dead set instead.
-_REQUEUE_LUA = (
-    _JOB_LUA
-    + _ENQUEUE_LUA
-    + """
-local function requeue(p, origin, job, now_str)
-  local ok, j = job_fields(job)
-  if not (ok and type(j) == 'table' and type(j.queue) == 'string'
-          and string.match(j.queue, '^[%w._-]+$')) then return false end
-  local stamp = '{"enqueued_at":"' .. now_str .. '"'
-  local body
-  local rest
-  if string.sub(job, 1, 16) == '{"enqueued_at":"' then
-    -- past the closing quote of the old stamp (skipping escaped characters)
-    local i = 17
-    while true do
-      local c = string.find(job, '["\\\\]', i)
-      if not c then break end
-      if string.byte(job, c) == 34 then
-        rest = string.sub(job, c + 1)
-        break
-      end
-      i = c + 2
-    end
-  end
-  if rest then
-    body = stamp .. rest
-  else
-    body = stamp .. ',' .. string.sub(job, 2)
-  end
-  -- whatever is stored there (a string, NaN, 1e300), the job lands in 1-9
-  local pri = tonumber(j.priority) or 5
-  if pri ~= pri then pri = 5 end
-  pri = math.max(1, math.min(9, math.floor(pri)))
-  enqueue(p, j.queue, string.format('%d', pri), body, origin)
-  return true
-end
-"""
-)
-
-# Move due members of a sorted set into their queues, refreshing enqueued_at.
-# ARGV: prefix, origin, set name, now, now_str, limit.  Returns jobs moved.
-PROMOTE = (
-    _REQUEUE_LUA
-    + """
-local p = ARGV[1]
-local key = p .. ARGV[3]
-local jobs = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[6]))
-for _, job in ipairs(jobs) do
-  redis.call('ZREM', key, job)
-  if not requeue(p, ARGV[2], job, ARGV[5]) then
-    redis.call('ZADD', p .. 'dead', tonumber(ARGV[4]) + 15552000, job)
-  end
-end
-return #jobs
-"""
-)
-
-# ARGV: prefix, now, cutoff, limit.  Held copies (see _HELD_LUA) whose jid
-# is no longer reserved go back to their queue; the reservation may have been
-# removed without an unhold (a FLUSH racing a FETCH, an older server).  Each
-# jid is looked at again after the cutoff at the earliest.  Returns count.
-HELD_SWEEP = (
-    _HELD_LUA
-    + """
-local p = ARGV[1]
-local jids = redis.call('ZRANGEBYSCORE', p .. 'held', '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-local n = 0
-for _, jid in ipairs(jids) do
-  if redis.call('HEXISTS', p .. 'working', jid) == 0 then n = n + unhold(p, jid) end
-  if redis.call('EXISTS', p .. 'held:' .. jid) == 1 then
-    redis.call('ZADD', p .. 'held', ARGV[2], jid)
-  else
-    redis.call('ZREM', p .. 'held', jid)
-  end
-end
-return n
-"""
-)
-
-# ARGV: prefix, set name, now, limit.  Drops expired members; returns count.
-PURGE = """
-local key = ARGV[1] .. ARGV[2]
-local gone = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
-return #gone
-"""
-
-# ARGV: prefix, queue...  Returns {name, size, name, size...}.
-QUEUE_SIZES = """
-local p, out = ARGV[1], {}
-for i = 2, #ARGV do
-  local q, n = ARGV[i], 0
-  for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
-    n = n + redis.call('LLEN', p .. 'q:' .. q .. ':' .. pri)
-  end
-  out[#out + 1] = q
-  out[#out + 1] = n
-end
-return out
-"""
 
 
-# ARGV: prefix, wid, now, info_json.  A wid may hold several connections.
-WORKER_CONNECT = """
-local p, wid = ARGV[1], ARGV[2]
-local k = p .. 'worker:' .. wid
-redis.call('HSETNX', k, 'started_at', ARGV[3])
-redis.call('HSETNX', k, 'state', 'running')
-redis.call('HSET', k, 'info', ARGV[4], 'beat', ARGV[3])
-redis.call('HINCRBY', k, 'conns', 1)
-redis.call('ZADD', p .. 'workers', ARGV[3], wid)
-return 1
-"""
-
-# ARGV: prefix, wid.  The record goes with the last connection.
-WORKER_DISCONNECT = """
-local p, wid = ARGV[1], ARGV[2]
-local k = p .. 'worker:' .. wid
-if redis.call('EXISTS', k) == 0 then return 0 end
-if redis.call('HINCRBY', k, 'conns', -1) <= 0 then
-  redis.call('DEL', k)
-  redis.call('ZREM', p .. 'workers', wid)
-end
-return 1
-"""
-
-# ARGV: prefix, wid, now ('' = not a heartbeat), rss_kb ('' = unchanged), wanted state.
-# States only move forward: running -> quiet -> terminate.  Returns the state,
-# or false for an unknown worker.
-WORKER_BEAT = """
-local p, wid = ARGV[1], ARGV[2]
-local k = p .. 'worker:' .. wid
-if redis.call('EXISTS', k) == 0 then return false end
--- pcall: out of memory, Redis refuses the first write of a script; a
--- heartbeat must not fail for that (FETCH, ACK and FAIL go on draining)
-if ARGV[3] ~= '' then
-  redis.pcall('HSET', k, 'beat', ARGV[3])
-  redis.pcall('ZADD', p .. 'workers', ARGV[3], wid)
-end
-if ARGV[4] ~= '' then redis.pcall('HSET', k, 'rss_kb', ARGV[4]) end
-local st = redis.call('HGET', k, 'state') or 'running'
-local want = ARGV[5]
-if (want == 'quiet' and st == 'running') or (want == 'terminate' and st ~= 'terminate') then
-  st = want
-  redis.pcall('HSET', k, 'state', st)
-end
-return st
-"""
-
-# ARGV: prefix, cutoff.  Removes workers silent since cutoff; returns their wids.
-WORKER_REAP = """
-local p = ARGV[1]
-local gone = redis.call('ZRANGEBYSCORE', p .. 'workers', '-inf', ARGV[2], 'LIMIT', 0, 1000)
-for _, wid in ipairs(gone) do
-  redis.call('DEL', p .. 'worker:' .. wid)
-  redis.call('ZREM', p .. 'workers', wid)
-end
-return gone
-"""
-
-
-# -- web UI: paging and per-entry actions (faktory.admin's web section) -------
-
-# ARGV: prefix, queue, start, count.  Returns {total, pri, job, pri, job...}:
-# the queue in reverse processing order (lowest priority first, newest first
-# within one), reading only the list slices the page shows.
-QUEUE_PAGE = """
-local p, q = ARGV[1], ARGV[2]
-local start, count = tonumber(ARGV[3]), tonumber(ARGV[4])
-local total, out = 0, {0}
-for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
-  local lk = p .. 'q:' .. q .. ':' .. pri
-  local n = redis.call('LLEN', lk)
-  local want = count - (#out - 1) / 2
-  if want > 0 and start < total + n then
-    local from = math.max(0, start - total)
-    for _, job in ipairs(redis.call('LRANGE', lk, from, from + want - 1)) do
-      out[#out + 1] = pri
-      out[#out + 1] = job
-    end
-  end
-  total = total + n
-end
-out[1] = total
-return out
-"""
-
-# ARGV: prefix, queue, then (priority, job) pairs.  Removes one copy of each
-# job; LREM stops at the first match, and pages show the head of each list.
-QUEUE_DELETE = """
-local p, q, n = ARGV[1], ARGV[2], 0
-for i = 3, #ARGV, 2 do
-  local lk = p .. 'q:' .. q .. ':' .. ARGV[i]
-  n = n + redis.call('LREM', lk, 1, ARGV[i + 1])
-  if redis.call('LLEN', lk) == 0 then redis.call('ZREM', p .. 'qp:' .. q, ARGV[i]) end
-end
-return n
-"""
-
-# ARGV: set key, first index, how many, reverse ('1'/'0'), jobtype needle,
-# lower-case text.  Returns {next index or -1 at the end, score, job, ...} for
-# the members of that index range that match: a filter scans in bounded steps.
-SET_FILTER = """
-local key, i, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local cmd = 'ZRANGE'
-if ARGV[4] == '1' then cmd = 'ZREVRANGE' end
-local jt, text = ARGV[5], ARGV[6]
-local chunk = redis.call(cmd, key, i, i + limit - 1, 'WITHSCORES')
-local out = {i + #chunk / 2}
-if #chunk < limit * 2 then out[1] = -1 end
-for k = 1, #chunk, 2 do
-  local m = chunk[k]
-  if (jt == '' or string.find(m, jt, 1, true))
-     and (text == '' or string.find(string.lower(m), text, 1, true)) then
-    out[#out + 1] = chunk[k + 1]
-    out[#out + 1] = m
-  end
-end
-return out
-"""
-
-# ARGV: prefix, origin, set name, action (delete | retry | kill), now_str,
-# dead score, then either '*' and a limit (the first entries of the set) or
-# (score, jid needle, jid) triples naming entries.  retry = back into the
-# queue with a fresh enqueued_at; kill = into the dead set.  Returns count.
-SET_ACT = (
-    _REQUEUE_LUA
-    + """
-local p, origin, key, action = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[4]
-local function act(job)
-  redis.call('ZREM', key, job)
-  if action == 'retry' then
-    if not requeue(p, origin, job, ARGV[5]) then redis.call('ZADD', p .. 'dead', ARGV[6], job) end
-  elseif action == 'kill' then
-    redis.call('ZADD', p .. 'dead', ARGV[6], job)
-  end
-end
-if ARGV[7] == '*' then
-  local jobs = redis.call('ZRANGE', key, 0, tonumber(ARGV[8]) - 1)
-  for _, job in ipairs(jobs) do act(job) end
-  return #jobs
-end
-local n = 0
-for i = 7, #ARGV, 3 do
-  for _, job in ipairs(redis.call('ZRANGEBYSCORE', key, ARGV[i], ARGV[i])) do
-    if string.find(job, ARGV[i + 1], 1, true) then
-      local ok, j = job_fields(job)
-      if ok and type(j) == 'table' and j.jid == ARGV[i + 2] then
-        act(job)
-        n = n + 1
-        break
-      end
-    end
-  end
-end
-return n
-"""
-)
-
-# ARGV: prefix, queue...  Returns {name, {enqueued_at of the tail of each
-# priority list}, ...}: the jobs waiting longest, for queue latency.
-QUEUE_OLDEST = """
-local p, out = ARGV[1], {}
-for i = 2, #ARGV do
-  local q, stamps = ARGV[i], {}
-  for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
-    local job = redis.call('LINDEX', p .. 'q:' .. q .. ':' .. pri, -1)
-    if job then stamps[#stamps + 1] = string.match(job, '"enqueued_at":"([^"]*)"') or '' end
-  end
-  out[#out + 1] = q
-  out[#out + 1] = stamps
-end
-return out
-"""
-
-# One bounded MUTATE step over a sorted set (see admin.Admin.mutate).
-# ARGV: prefix, origin, set name, cursor, MATCH glob, op (discard|kill|requeue),
-# now_str, dead score, jobtype needle ('' = any), then ('"jid":<json>' needle,
-# jid) pairs.  Returns {next cursor, entries acted on}.
-MUTATE_STEP = (
-    _REQUEUE_LUA
-    + """
-local p, origin, key, op = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[6]
-local res = redis.call('ZSCAN', key, ARGV[4], 'MATCH', ARGV[5], 'COUNT', 100)
-local items, n = res[2], 0
-for i = 1, #items, 2 do
-  local job = items[i]
-  local hit
-  if #ARGV > 9 then
-    -- the jid field itself, never a job that merely mentions the jid
-    hit = false
-    local ok, j
-    for k = 10, #ARGV, 2 do
-      if string.find(job, ARGV[k], 2, true) then
-        if ok == nil then ok, j = job_fields(job) end
-        if ok and type(j) == 'table' and j.jid == ARGV[k + 1] then hit = true break end
-      end
-    end
-  else
-    hit = ARGV[9] == '' or string.find(job, ARGV[9], 1, true) ~= nil
-  end
-  if hit then
-    if op == 'kill' then
-      redis.call('ZADD', p .. 'dead', ARGV[8], job)
-      if ARGV[3] ~= 'dead' then redis.call('ZREM', key, job) end
-    else
-      redis.call('ZREM', key, job)
-      if op == 'requeue' and not requeue(p, origin, job, ARGV[7]) then
-        redis.call('ZADD', p .. 'dead', ARGV[8], job)
-      end
-    end
-    n = n + 1
-  end
-end
-return {res[1], n}
-"""
-)
-
-# ARGV: prefix, op (pause | resume | remove), queue...  Only known queues
-# are touched.  remove deletes every job of the queue.  Returns how many.
-QUEUE_CONTROL = """
-local p, op, n = ARGV[1], ARGV[2], 0
-for i = 3, #ARGV do
-  local q = ARGV[i]
-  if redis.call('SISMEMBER', p .. 'queues', q) == 1 then
-    n = n + 1
-    if op == 'pause' then
-      redis.call('SADD', p .. 'paused', q)
-    elseif op == 'resume' then
-      redis.call('SREM', p .. 'paused', q)
-    elseif op == 'remove' then
-      for _, pri in ipairs(redis.call('ZRANGE', p .. 'qp:' .. q, 0, -1)) do
-        redis.call('UNLINK', p .. 'q:' .. q .. ':' .. pri)
-      end
-      redis.call('UNLINK', p .. 'qp:' .. q)
-      redis.call('SREM', p .. 'queues', q)
-      redis.call('SREM', p .. 'paused', q)
-    end
-  end
-end
-return n
-"""
-
-
-class Script:
-    """A Lua script run by EVALSHA, loaded on first use or after a NOSCRIPT."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source.encode()
-        self.sha = hashlib.sha1(self.source).hexdigest()
-
-    def __call__(self, redis, args: Iterable[Any]) -> defer.Deferred:
-        if type(args) is not tuple:
-            args = tuple(args)
-        d = redis.execute_command("EVALSHA", self.sha, 0, *args)
-        return d.addErrback(self._noscript, redis, args)
-
-    def _noscript(self, failure, redis, args: tuple) -> Any:
-        failure.trap(txredisapi.ResponseError)
-        if not str(failure.value).startswith("NOSCRIPT"):
-            return failure
-        return redis.execute_command("EVAL", self.source, 0, *args)
+def _script(name: str, fragments: dict[str, str] | None = None) -> Script:
+    """A core script from ``faktory/lua/<name>.lua`` (see ``faktory.luascript``)."""
+    return luascript.load(name, fragments=fragments, constants={"HISTORY_TTL": HISTORY_TTL})
 
 
 def _jid_of(raw: bytes) -> Any:
@@ -693,24 +74,49 @@ def _s(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+# Store attribute -> script name, for ``Store.use_fragment``.
+_SCRIPT_NAMES = {
+    "_push": "push",
+    "_fetch": "fetch",
+    "_ack": "ack",
+    "_fail": "fail",
+    "_release": "release",
+    "_promote": "promote",
+    "_purge": "purge",
+    "_held_sweep": "held_sweep",
+    "_queue_sizes": "queue_sizes",
+    "_worker_connect": "worker_connect",
+    "_worker_disconnect": "worker_disconnect",
+    "_worker_beat": "worker_beat",
+    "_worker_reap": "worker_reap",
+    "_queue_page": "queue_page",
+    "_queue_delete": "queue_delete",
+    "_set_filter": "set_filter",
+    "_set_act": "set_act",
+    "_queue_oldest": "queue_oldest",
+    "_queue_control": "queue_control",
+    "_mutate_step": "mutate_step",
+}
+
+
 class Store:
     """Talks Redis for the manager and the admin API."""
 
     SETS = ("scheduled", "retries", "dead")
 
-    _push = Script(PUSH)
-    _fetch = Script(FETCH)
-    _ack = Script(ACK)
-    _fail = Script(FAIL)
-    _release = Script(RELEASE)
-    _promote = Script(PROMOTE)
-    _purge = Script(PURGE)
-    _held_sweep = Script(HELD_SWEEP)
-    _queue_sizes = Script(QUEUE_SIZES)
-    _worker_connect = Script(WORKER_CONNECT)
-    _worker_disconnect = Script(WORKER_DISCONNECT)
-    _worker_beat = Script(WORKER_BEAT)
-    _worker_reap = Script(WORKER_REAP)
+    _push = _script("push")
+    _fetch = _script("fetch")
+    _ack = _script("ack")
+    _fail = _script("fail")
+    _release = _script("release")
+    _promote = _script("promote")
+    _purge = _script("purge")
+    _held_sweep = _script("held_sweep")
+    _queue_sizes = _script("queue_sizes")
+    _worker_connect = _script("worker_connect")
+    _worker_disconnect = _script("worker_disconnect")
+    _worker_beat = _script("worker_beat")
+    _worker_reap = _script("worker_reap")
 
     def __init__(self, redis, prefix: str = "fk:", origin: str = "-") -> None:
         self.redis = redis
@@ -718,6 +124,18 @@ class Store:
         # Tells our own notifications apart from other servers' (see manager).
         self.origin = origin
         self.notify_channel = prefix + "notify"
+        self._fragments: dict[str, str] = {}
+
+    def use_fragment(self, name: str, text: str) -> None:
+        """Build this store's scripts with ``text`` in place of the Lua fragment
+        ``name`` (the throttle feature's limits go into FETCH, ACK, FAIL and
+        RELEASE this way, in the same atomic step as the pop or the ACK)."""
+        self._fragments[name] = text
+        for attr, value in vars(Store).items():
+            if isinstance(value, Script) and attr in _SCRIPT_NAMES:
+                script = _script(_SCRIPT_NAMES[attr], self._fragments)
+                if script.sha != value.sha:
+                    setattr(self, attr, script)
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -895,10 +313,10 @@ class Store:
                 return
 
     # -- web UI: paging and per-entry actions ------------------------------------
-    _queue_page = Script(QUEUE_PAGE)
-    _queue_delete = Script(QUEUE_DELETE)
-    _set_filter = Script(SET_FILTER)
-    _set_act = Script(SET_ACT)
+    _queue_page = _script("queue_page")
+    _queue_delete = _script("queue_delete")
+    _set_filter = _script("set_filter")
+    _set_act = _script("set_act")
 
     @defer.inlineCallbacks
     def queue_page(self, queue: str, start: int, count: int):
@@ -991,9 +409,9 @@ class Store:
         rows = yield self.redis.execute_command("HMGET", self.prefix + "working", *jids)
         return int(total), [r for r in rows if r is not None]
 
-    _queue_oldest = Script(QUEUE_OLDEST)
-    _queue_control = Script(QUEUE_CONTROL)
-    _mutate_step = Script(MUTATE_STEP)
+    _queue_oldest = _script("queue_oldest")
+    _queue_control = _script("queue_control")
+    _mutate_step = _script("mutate_step")
 
     def mutate_step(
         self,

@@ -35,23 +35,16 @@ from .. import job as jobs
 from .. import wire
 from ..errors import CommandError, gather
 from ..job import JobError, format_time
+from ..luascript import Script
 from ..plugin import WebPage
 from ..protocol import OK
-from ..store import Script
 from ..web.i18n import N_, for_request
 from .batch_scripts import (
-    ADD_JOB,
     BID,
-    CALLBACK_DONE,
-    CHILD,
-    COMMIT,
-    JOB_DONE,
     MAX_DEPTH,
-    NEW,
-    OPEN,
     STATUS_FIELDS,
-    SWEEP,
     _s,
+    script,
 )
 from .batch_undo import remove_job
 
@@ -68,14 +61,14 @@ def check_bid(bid: str, what: str = "batch id") -> str:
 class BatchStore:
     """Redis side of batches: every key and script lives here."""
 
-    _new = Script(NEW)
-    _open = Script(OPEN)
-    _commit = Script(COMMIT)
-    _add_job = Script(ADD_JOB)
-    _job_done = Script(JOB_DONE)
-    _callback_done = Script(CALLBACK_DONE)
-    _child = Script(CHILD)
-    _sweep = Script(SWEEP)
+    _new = script("new")
+    _open = script("open")
+    _commit = script("commit")
+    _add_job = script("add_job")
+    _job_done = script("job_done")
+    _callback_done = script("callback_done")
+    _child = script("child")
+    _sweep = script("sweep")
 
     def __init__(self, store) -> None:
         self.redis = store.redis

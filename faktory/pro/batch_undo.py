@@ -7,26 +7,9 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from ..job import format_time
-from ..store import Script
-from .batch_scripts import _LIB, _s
+from .batch_scripts import _s, script
 
-# ARGV[4..]: bid, jid.  Only a member still pushed-not-run ('p') is removed.
-REMOVE_JOB = Script(
-    _LIB
-    + """
-local bid, jid = ARGV[4], ARGV[5]
-local k = bkey(bid)
-if redis.call('EXISTS', k) == 0 then return {'nobatch'} end
-if redis.call('HGET', k .. ':jobs', jid) ~= 'p' then return fired end
-redis.call('HDEL', k .. ':jobs', jid)
-redis.call('HINCRBY', k, 'total', -1)
-redis.call('HINCRBY', k, 'pending', -1)
-redis.call('HINCRBY', k, 'unrun', -1)
-refresh(bid)
-evaluate(bid)
-return fired
-"""
-)
+REMOVE_JOB = script("remove_job")
 
 
 def remove_job(store, bid: str, jid: str, now: float) -> defer.Deferred:

@@ -5,7 +5,8 @@
     bulk      = { worker = 5, timeout = 60 }        # 5 per worker process
     api       = { rate = 10, period = 1 }           # 10 fetched per second
 
-Enforcement lives in the FETCH script itself (``store._THROTTLE_LUA``): a
+Enforcement lives in the FETCH script itself (``pro/lua/throttle.lua``, put
+into the core's scripts with ``Store.use_fragment`` at setup): a
 queue at its limit is skipped, not waited on, and the slot is taken in the
 same atomic step as the pop, so any number of servers sharing the Redis
 cannot overshoot.  ACK, FAIL, the reservation reaper and a refused FETCH give
@@ -21,54 +22,17 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .. import luascript
 from ..job import QUEUE_NAME
 from ..plugin import WebPage
-from ..store import Script
 from ..web.i18n import N_, for_request
 from .pages import table, with_code
 
 log = Logger()
 
 DEFAULT_TIMEOUT = 60
-
-# ARGV: conf key, queue, spec, queue, spec...  Replaces the whole table.
-_CONFIGURE = Script(
-    """
-redis.call('DEL', ARGV[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', ARGV[1], ARGV[i], ARGV[i + 1]) end
-return (#ARGV - 1) / 2
-"""
-)
-
-# ARGV: prefix, now, queue...  Per queue: slots in use, busiest worker's
-# slots, jobs fetched in the current rate window.
-_USAGE = Script(
-    """
-local p, now, out = ARGV[1], tonumber(ARGV[2]), {}
-local per_worker = {}
-local held = redis.call('HVALS', p .. 'throttle:held')
-for _, h in ipairs(held) do per_worker[h] = (per_worker[h] or 0) + 1 end
-for i = 3, #ARGV do
-  local q = ARGV[i]
-  local k = p .. 'throttle:' .. q
-  local c = redis.call('HGET', p .. 'throttle:conf', q)
-  local t = {}
-  if c then for n in string.gmatch(c, '%d+') do t[#t + 1] = tonumber(n) end end
-  local busiest = 0
-  for h, n in pairs(per_worker) do
-    if string.sub(h, 1, #q + 1) == q .. ' ' and n > busiest then busiest = n end
-  end
-  local rate = 0
-  if t[5] and t[5] > 0 then
-    rate = tonumber(redis.call('GET', k .. ':r:' .. string.format('%d', math.floor(now / t[5]))) or '0')
-  end
-  out[#out + 1] = redis.call('ZCOUNT', k, '(' .. string.format('%.6f', now), '+inf')
-  out[#out + 1] = busiest
-  out[#out + 1] = rate
-end
-return out
-"""
-)
+_CONFIGURE = luascript.load("throttle_configure", "faktory.pro")
+_USAGE = luascript.load("throttle_usage", "faktory.pro")
 
 
 # TOML keys this module reads, for the generated configuration reference.
@@ -177,6 +141,8 @@ class ThrottlePlugin:
 
     async def setup(self, server) -> None:
         self.server = server
+        # The limits run inside the core's FETCH/ACK/FAIL/RELEASE scripts.
+        server.store.use_fragment("throttle", luascript.fragment("throttle", "faktory.pro"))
         self.store = ThrottleStore(server.store)
         await self.configure(server.settings.config)
         server.add_web_page(WebPage(path="throttles", title=N_("Throttles"), render=self.render))

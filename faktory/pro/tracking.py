@@ -21,11 +21,10 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from .. import wire
+from .. import luascript, wire
 from ..errors import CommandError
 from ..job import dumps, format_time, parse_time
 from ..protocol import OK
-from ..store import Script
 
 log = Logger()
 
@@ -42,26 +41,6 @@ _SETTLED = {
     "discard": ("failed", DONE_TTL),
 }
 
-# ARGV: prefix, jid, state, now_str, ttl.
-STATE = """
-local k = ARGV[1] .. 'track:' .. ARGV[2]
-redis.call('HSET', k, 'state', ARGV[3], 'updated_at', ARGV[4])
-redis.call('EXPIRE', k, tonumber(ARGV[5]))
-return 1
-"""
-
-# ARGV: prefix, jid, now_str, percent ('' = unchanged), has_desc ('1'/'0'),
-# desc, ttl for a record that did not exist.  Progress never changes state.
-PROGRESS = """
-local k = ARGV[1] .. 'track:' .. ARGV[2]
-local fresh = redis.call('EXISTS', k) == 0
-redis.call('HSET', k, 'updated_at', ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', k, 'percent', ARGV[4]) end
-if ARGV[5] == '1' then redis.call('HSET', k, 'desc', ARGV[6]) end
-if fresh then redis.call('EXPIRE', k, tonumber(ARGV[7])) end
-return 1
-"""
-
 
 MAX_JID = 256
 
@@ -73,8 +52,8 @@ def _s(value: Any) -> str | None:
 class TrackingStore:
     """``track:<jid>`` HASH: state, updated_at, percent, desc (with a TTL)."""
 
-    _state = Script(STATE)
-    _progress = Script(PROGRESS)
+    _state = luascript.load("tracking_state", "faktory.pro")
+    _progress = luascript.load("tracking_progress", "faktory.pro")
 
     def __init__(self, store) -> None:
         self.redis = store.redis

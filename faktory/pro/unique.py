@@ -21,19 +21,13 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .. import luascript
 from ..errors import Halt
 from ..job import JobError, scheduled_at
-from ..store import Script
 
 log = Logger()
 
-# KEYS: none.  ARGV: key, jid.  Deletes the lock only if ``jid`` owns it.
-_RELEASE = Script(
-    """
-if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end
-return 0
-"""
-)
+_RELEASE = luascript.load("unique_release", "faktory.pro")
 
 
 class UniqueStore:

@@ -1,0 +1,20 @@
+-- include: requeue group_field
+-- One bounded step of a group action (see Groups.act).
+-- ARGV: prefix, origin, set name, cursor, by, value, op (retry | delete),
+-- now_str, dead score.  Returns {next cursor, entries acted on}.
+local p, origin, key, op = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[7]
+local res = redis.call('ZSCAN', key, ARGV[4], 'COUNT', 100)
+local items, n = res[2], 0
+for i = 1, #items, 2 do
+  local job = items[i]
+  local v = group_of(job, ARGV[5])
+  if v == nil then v = UNREADABLE end
+  if v == ARGV[6] then
+    redis.call('ZREM', key, job)
+    if op == 'retry' and not requeue(p, origin, job, ARGV[8]) then
+      redis.call('ZADD', p .. 'dead', ARGV[9], job)
+    end
+    n = n + 1
+  end
+end
+return {res[1], n}
