@@ -9,22 +9,26 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from . import FAKTORY_COMPAT_VERSION
+from .awaitable import resolve
 from .errors import gather
 from .job import DEAD_TTL, format_time, parse_time
 from .manager import local_day
+
+if TYPE_CHECKING:  # the server builds the Admin; imports run downwards only
+    from .server import FaktoryServer
 
 log = Logger()
 
 
 class Admin:
-    def __init__(self, server) -> None:
-        # ``server`` is the FaktoryServer: store, manager, workers, counters.
+    def __init__(self, server: FaktoryServer) -> None:
+        # The server's store, manager, workers and counters.
         self.server = server
         self.store = server.store
         self.manager = server.manager
@@ -89,7 +93,7 @@ class Admin:
             },
         }
         for extend in self.info_extensions:
-            yield defer.ensureDeferred(_awaitable(extend(doc)))
+            yield defer.ensureDeferred(resolve(extend(doc)))
         return doc
 
     @defer.inlineCallbacks
@@ -342,12 +346,6 @@ class Admin:
         text = await self.store.redis_info()
         rtt = time.perf_counter() - started
         return (text.decode() if isinstance(text, bytes) else str(text)), rtt
-
-
-async def _awaitable(result: Any) -> Any:
-    if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
-        return await result
-    return result
 
 
 def entry_key(score: str, raw: bytes | str) -> str:

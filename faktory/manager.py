@@ -17,12 +17,15 @@ from types import CoroutineType
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from . import failure as failures
 from . import job as jobs
+from .awaitable import resolve
 from .errors import CommandError, Discard, StorageUnavailable
 from .job import JobError, format_time
+from .store import Store
 from .undo import STEP, PushUndo, mark_step
 
 log = Logger()
@@ -55,10 +58,6 @@ def _none(_: Any) -> None:
 def _json_str(value: str) -> str:
     """A worker id as a JSON string (it goes into every reservation)."""
     return json.dumps(value)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 async def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, str]) -> None:
@@ -108,7 +107,9 @@ class FetchContext:
 
 
 class Manager:
-    def __init__(self, store, clock=None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, store: Store, clock: IReactorTime | None = None, rng: random.Random | None = None
+    ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
@@ -217,7 +218,7 @@ class Manager:
             if isinstance(result, defer.Deferred):
                 d = result
             elif hasattr(result, "__await__"):
-                d = defer.ensureDeferred(_await(result))
+                d = defer.ensureDeferred(resolve(result))
             else:
                 continue
             d.addErrback(mark_step, i)

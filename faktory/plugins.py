@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet import defer
 from twisted.logger import Logger, globalLogPublisher
 from twisted.plugin import getPlugins
 
 import faktory_plugins
 import twisted.plugins
 
+from .awaitable import call
 from .plugin import IFaktoryPlugin
 
 log = Logger()
@@ -245,7 +245,7 @@ async def setup_all(server: Any) -> None:
     when the server stops)."""
     for plugin in server.plugins:
         try:
-            await _call(plugin.setup, server)
+            await call(plugin.setup, server)
         except Exception as e:
             log.failure("Plugin {name} failed in setup", name=plugin.name)
             raise PluginError(
@@ -264,16 +264,9 @@ async def shutdown_all(server: Any) -> None:
         if shutdown is None:
             continue
         try:
-            await _call(shutdown, server)
+            await call(shutdown, server)
         except Exception:  # noqa: BLE001
             log.failure("Plugin {name} failed to shut down", name=plugin.name)
-
-
-async def _call(fn: Any, *args: Any) -> Any:
-    result = fn(*args)
-    if isinstance(result, defer.Deferred) or inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 def enable(config: dict[str, Any], names: list[str]) -> None:

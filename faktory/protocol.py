@@ -426,11 +426,15 @@ class FaktoryProtocol(LineReceiver):
         )
         return d.addCallback(lambda _: OK)
 
+    # What BATCH and TRACK answer when their built-in feature is disabled
+    # (``[plugins] disabled``): the plugins replace these verbs when they run.
     def cmd_batch(self, arg: str):
-        raise CommandError("batch subsystem is only available in Faktory Enterprise")
+        raise CommandError('batches are disabled on this server ([plugins] disabled has "batch")')
 
     def cmd_track(self, arg: str):
-        raise CommandError("tracking subsystem is only available in Faktory Enterprise")
+        raise CommandError(
+            'job tracking is disabled on this server ([plugins] disabled has "tracking")'
+        )
 
 
 _NO_REPLY = object()

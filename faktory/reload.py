@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from . import config, plugins
+from .awaitable import call
 
 log = Logger()
 
@@ -60,8 +61,6 @@ async def reload(server: Any) -> None:
         if fn is None:
             continue
         try:
-            result = fn(server)
-            if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
-                await result
+            await call(fn, server)
         except Exception:
             log.failure("Plugin {name} failed to reload", name=plugin.name)

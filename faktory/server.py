@@ -28,6 +28,7 @@ from . import (
 )
 from .admin import Admin
 from .audit import audit
+from .awaitable import call
 from .errors import RedisRefused, StorageUnavailable
 from .manager import Manager
 from .plugin import WebPage
@@ -333,7 +334,6 @@ class FaktoryServer(service.MultiService):
         for name, period, fn in self.tasks:
             if self._tick % period == 0 and name not in self._running_tasks:
                 self._running_tasks.add(name)
-                d = defer.maybeDeferred(fn)
-                d.addCallback(lambda r: defer.ensureDeferred(r) if hasattr(r, "__await__") else r)
+                d = defer.ensureDeferred(call(fn))
                 d.addErrback(self._task_failed, name)
                 d.addBoth(lambda _, n=name: self._running_tasks.discard(n))

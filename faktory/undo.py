@@ -16,6 +16,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .awaitable import resolve
+
 log = Logger()
 
 STEP = "faktory_middleware_step"  # attribute set on the exception
@@ -30,10 +32,6 @@ def mark_step(error: Any, i: int) -> Any:
         except AttributeError:
             pass
     return error
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 class PushUndo:
@@ -65,6 +63,6 @@ class PushUndo:
             if undo is None or not self._applies(i, custom):
                 continue
             try:
-                await _await(defer.maybeDeferred(undo, job))
+                await resolve(defer.maybeDeferred(undo, job))
             except Exception:  # noqa: BLE001 - the other undos must still run
                 log.failure("Undo of a PUSH middleware failed for job {jid}", jid=job.get("jid"))

@@ -415,3 +415,25 @@ async def test_odd_lines_do_not_break_the_connection(server, line):
     else:
         assert first.startswith(b"-ERR unknown command"), first
     assert json.loads(info.split(b"\r\n")[1])["server"]["description"] == "Faktory"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_disabled_built_in_feature_says_it_is_disabled(redis):
+    """BATCH and TRACK are built in: turned off, they say so (never that they
+    need another product)."""
+    config = {"plugins": {"disabled": ["batch", "tracking"]}}
+    srv = await start_server(redis.url, config=config)
+    try:
+        c = Conn(srv)
+        await c.hello()
+        c.send("BATCH NEW {}", "TRACK GET x")
+        batch, track = await c.replies(2)
+        assert (
+            batch
+            == b'-ERR batches are disabled on this server ([plugins] disabled has "batch")\r\n'
+        )
+        assert track == (
+            b'-ERR job tracking is disabled on this server ([plugins] disabled has "tracking")\r\n'
+        )
+    finally:
+        await srv.stopService()

@@ -21,6 +21,7 @@ from twisted.web.template import Tag, flattenString
 
 from .. import health
 from ..audit import audit, web_user
+from ..awaitable import resolve
 from ..errors import RedisRefused, StorageUnavailable, gather
 from ..job import QUEUE_NAME
 from ..locate import Finder
@@ -237,7 +238,7 @@ class WebUI:
         names = sorted(sizes)
         paused, latency = await gather(
             [
-                defer.ensureDeferred(_await(admin.paused_queues())),
+                defer.ensureDeferred(resolve(admin.paused_queues())),
                 defer.ensureDeferred(admin.queue_latency(names)),
             ]
         )
@@ -274,7 +275,7 @@ class WebUI:
                 name, (page - 1) * layout.PER_PAGE, layout.PER_PAGE
             )
         entries = [(pri, raw, display.decode_job(raw)) for pri, raw in rows]
-        paused = name in await _await(admin.paused_queues())
+        paused = name in await resolve(admin.paused_queues())
         body = pages.queue(ctx, name, total, entries, page, paused, queue_token, filters, more)
         toggle = layout.post_form(
             ctx,
@@ -568,8 +569,8 @@ class WebUI:
                 request.setResponseCode(405)
                 request.setHeader("Allow", "GET, HEAD")
                 return b""
-            return await _await(page.render(request))
-        result = await _await(page.render(request))
+            return await resolve(page.render(request))
+        result = await resolve(page.render(request))
         if request.code in (301, 302, 303, 307, 308) or request.finished:
             return result if isinstance(result, bytes | str) else b""
         ctx = await self._ctx(request)
@@ -584,12 +585,6 @@ class WebUI:
         # Anything else: show it as text rather than guess at HTML.
         fragment = (await flattenString(None, str(result))).decode()
         return await self._html(ctx, active, title, None, raw=fragment)
-
-
-async def _await(value):
-    if isinstance(value, defer.Deferred) or hasattr(value, "__await__"):
-        return await value
-    return value
 
 
 __all__ = ["WebUI", "queue_token", "parse_queue_token"]
