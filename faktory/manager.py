@@ -130,6 +130,7 @@ class Manager:
         # Per PUSH middleware: its undo (or None), run when a later step refuses
         # the job or it cannot be stored, so e.g. a unique lock is not left behind.
         self.undo = PushUndo(self._custom["push"])
+        self._push_for_all = False  # some PUSH middleware runs for every job
         # FETCH decodes a job only if some middleware wants it: None = always,
         # else the byte strings one of which must appear in the raw job.
         self._fetch_probe: tuple[bytes, ...] | None = ()
@@ -172,6 +173,8 @@ class Manager:
             raise ValueError("only PUSH middleware has an undo")
         keys = tuple(custom) if custom is not None else None
         self._custom[chain].append(keys)
+        if chain == "push" and keys is None:
+            self._push_for_all = True
         if chain == "fetch":
             if keys is None or self._fetch_probe is None:
                 self._fetch_probe = None
@@ -256,7 +259,7 @@ class Manager:
         """Store a validated job: scheduled if ``at`` is ahead, else enqueued.
         If a step fails, the PUSH middleware that had finished are undone."""
         try:
-            if run_middleware and self.middleware["push"]:
+            if run_middleware and self.middleware["push"] and self._pushing_middleware(job):
                 try:
                     pending = self._chain("push", job)
                     if pending is not None:
@@ -272,9 +275,18 @@ class Manager:
         except Exception:
             return defer.fail()
 
+    def _pushing_middleware(self, job: dict) -> bool:
+        """Whether some PUSH middleware runs for ``job``.  Most middleware are
+        about ``custom`` keys (see ``use``): a job without ``custom`` then
+        skips the chain and its undo bookkeeping without a call."""
+        if self._push_for_all:
+            return True
+        custom = job.get("custom")
+        return isinstance(custom, dict) and bool(custom)
+
     def _store_job(self, job: dict) -> defer.Deferred:
         now = self.now()
-        at = jobs.scheduled_at(job, now)
+        at = jobs.scheduled_at(job, now) if "at" in job else None
         if at is not None:
             job.pop("enqueued_at", None)
             payload = jobs.serialize(job)

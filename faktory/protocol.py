@@ -256,7 +256,13 @@ class FaktoryProtocol(LineReceiver):
 
     def _answer_ok(self, result: Any) -> None:
         """``_answer`` for commands whose success is ``+OK`` (PUSH, ACK, FAIL)."""
-        self._answer(result if isinstance(result, Failure) else OK)
+        if isinstance(result, Failure) or self._fetch_ctx is not None:
+            self._answer(result if isinstance(result, Failure) else OK)
+            return
+        try:
+            send_now(self.transport, b"+OK\r\n")
+        finally:
+            self._next()
 
     def _hand_back(self, raw: bytes) -> None:
         """The client left while its job was being reserved: nobody will run

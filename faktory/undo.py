@@ -40,6 +40,8 @@ class PushUndo:
     def __init__(self, custom: list[tuple[str, ...] | None]) -> None:
         self.undos: list[Callable[[dict], Any] | None] = []
         self.custom = custom  # the chain's custom keys, shared with the manager
+        # (len(undos) when computed, whether a job without custom keys has an undo)
+        self._for_all: tuple[int, bool] = (-1, False)
 
     def _applies(self, i: int, custom: Any) -> bool:
         keys = self.custom[i]
@@ -48,6 +50,13 @@ class PushUndo:
     def wanted(self, job: dict) -> bool:
         """Whether some PUSH middleware that runs for this job has an undo."""
         custom = job.get("custom")
+        if not isinstance(custom, dict) or not custom:  # most jobs: asked once per chain
+            if self._for_all[0] != len(self.undos):
+                self._for_all = (len(self.undos), self._wanted(None))
+            return self._for_all[1]
+        return self._wanted(custom)
+
+    def _wanted(self, custom: Any) -> bool:
         return any(u is not None and self._applies(i, custom) for i, u in enumerate(self.undos))
 
     def errback(self, failure: Failure, job: dict) -> defer.Deferred:
