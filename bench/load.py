@@ -10,6 +10,8 @@ of the work) and pushes what the Go client sends for ``NewJob("SomeJob", 1,
     python bench/load.py --mode push --batch 100   # PUSHB of 100 jobs per line
     python bench/load.py --scenario backlog --backlog 1000000
     python bench/load.py --scenario scheduled --jobs 100000
+    python bench/load.py --scenario fleet          # 1 000 connections, most waiting in FETCH
+    python bench/load.py --scenario pushb --jobs 100000   # PUSHB of 100 and of 1 000
     python bench/load.py --duration 600            # RSS flatness run
     python bench/load.py --spawn --repeat 5        # median of 5 mixed runs
 
@@ -138,6 +140,7 @@ def worker(spec: dict, barrier, pipe) -> None:
                 for i in range(quota.push)
             ]
     push_lat, fetch_lat = array("d"), array("d")
+    last = [0.0]  # when the last job of this process was done (pushed, acked or failed)
     counts = {"pushed": 0, "fetched": 0, "empty": 0, "acked": 0, "failed": 0, "errors": 0}
     errors: list[str] = []
     jids: list[bytes] = []
@@ -195,10 +198,12 @@ def worker(spec: dict, barrier, pipe) -> None:
             if value is OK:
                 counts["pushed"] += 1
                 push_lat.append(now - t0)
+                last[0] = now
         elif kind < 0:  # PUSHB: "{}" when no job was refused
             if value == b"{}":
                 counts["pushed"] -= kind
                 push_lat.append(now - t0)
+                last[0] = now
             elif not isinstance(value, ReplyError):
                 counts["errors"] += 1
                 if len(errors) < 5:
@@ -222,6 +227,7 @@ def worker(spec: dict, barrier, pipe) -> None:
                     counts["empty"] += 1
         elif value is OK:
             counts["acked" if kind == ACK else "failed"] += 1
+            last[0] = now
         return None
 
     live = 0
@@ -263,6 +269,7 @@ def worker(spec: dict, barrier, pipe) -> None:
             "fetch_lat": fetch_lat.tobytes(),
             "client_cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
             "jids": jids,
+            "last": last[0],
         }
     )
     pipe.close()
@@ -310,6 +317,7 @@ class Bench:
         pipeline: int = 1,
         duration: float = 0,
         sample=None,
+        until_last: bool = False,
         **extra,
     ) -> dict:
         """Run one phase: ``roles`` is one (role, quota) per connection, spread
@@ -342,11 +350,15 @@ class Bench:
             pipes.append(recv)
         barrier.wait()
         cost = procstat.ServerCost(self.pids)
-        started = time.monotonic()
+        started = time.perf_counter()  # the workers' clock (CLOCK_MONOTONIC)
         if sample is not None:
-            sample(cost, started, procs)
+            sample(cost, time.monotonic(), procs)
         results = [p.recv() for p in pipes]
-        elapsed = time.monotonic() - started
+        elapsed = time.perf_counter() - started
+        if until_last:
+            # Idle workers' FETCHes wait out their 2 s after the last job:
+            # the phase's rate counts up to the last job done.
+            elapsed = max(r["last"] for r in results) - started or elapsed
         used = cost.used()
         for proc in procs:
             proc.join()
@@ -472,6 +484,33 @@ def scenario_backlog(b: Bench, args) -> list[dict]:
     return out
 
 
+def scenario_fleet(b: Bench, args) -> list[dict]:
+    """``--connections`` connections (1 000 by default here), ``--pushers`` of
+    them pushing and every other one a worker fetching and ACKing on the same
+    queues: with far more workers than work, most of them wait in FETCH
+    (parked for up to 2 s) at any moment, as a big idle fleet does."""
+    b.admin(b"FLUSH")
+    n = args.connections if args.connections != 10 else 1000
+    pushers = min(args.pushers, n - 1)
+    roles = [("push", q) for q in split(args.jobs, pushers)]
+    roles += [("pop", q) for q in split(args.jobs, n - pushers)]
+    r = b.run(roles, args.pipeline, until_last=True)
+    return [b.report(f"fleet: {n} connections, {pushers} pushing", r, args.jobs)]
+
+
+def scenario_pushb(b: Bench, args) -> list[dict]:
+    """PUSHB of 100 and of 1 000 jobs per line (``--jobs`` jobs each)."""
+    out = []
+    for size in (100, 1000):
+        for _ in range(max(1, args.repeat)):
+            b.admin(b"FLUSH")
+            out.append(b.push(args.jobs, f"push (PUSHB of {size})", batch=size))
+        if args.repeat > 1:
+            out.append(median_of(out, f"push (PUSHB of {size})"))
+    b.admin(b"FLUSH")
+    return out
+
+
 def scenario_scheduled(b: Bench, args) -> list[dict]:
     """``--jobs`` jobs scheduled for one instant: all must be enqueued within
     seconds of it, and every one fetched exactly once."""
@@ -584,11 +623,14 @@ def main(argv=None) -> int:
     p.add_argument("--mode", choices=("mixed", "push", "pop"), default="mixed")
     p.add_argument(
         "--scenario",
-        choices=("load", "backlog", "scheduled"),
+        choices=("load", "backlog", "scheduled", "fleet", "pushb"),
         default="load",
         help="load: --mode; backlog: cost at 1 000 vs --backlog queued;"
-        " scheduled: --jobs jobs coming due at once",
+        " scheduled: --jobs jobs coming due at once; fleet: 1 000 connections"
+        " (--connections), --pushers of them pushing, the rest workers mostly"
+        " waiting in FETCH; pushb: PUSHB of 100 and of 1 000 jobs",
     )
+    p.add_argument("--pushers", type=int, default=10, help="fleet: pushing connections")
     p.add_argument("--backlog", type=int, default=1_000_000)
     p.add_argument("--lead", type=float, default=30.0, help="scheduled: seconds until due")
     p.add_argument("--duration", type=float, default=0, help="steady run of this many seconds")
@@ -670,7 +712,8 @@ def spawned_server(extra: list[str]):
 def median_of(results: list[dict], mode: str) -> dict:
     """The median run (by jobs/s) of a repeated load test, with the spread."""
     runs = sorted(
-        (r for r in results if r["phase"].split(" (")[0] == mode), key=lambda r: r["jobs_per_s"]
+        (r for r in results if mode in (r["phase"], r["phase"].split(" (")[0])),
+        key=lambda r: r["jobs_per_s"],
     )
     mid = runs[len(runs) // 2]
     rates = [r["jobs_per_s"] for r in runs]
@@ -702,6 +745,10 @@ def run_bench(args) -> int:
         results = scenario_backlog(b, args)
     elif args.scenario == "scheduled":
         results = scenario_scheduled(b, args)
+    elif args.scenario == "fleet":
+        results = scenario_fleet(b, args)
+    elif args.scenario == "pushb":
+        results = scenario_pushb(b, args)
     else:
         results = []
         if args.warmup:
