@@ -64,7 +64,9 @@ def record(job: dict, now: float, errtype: Any, message: Any, backtrace: Any) ->
     failure: dict[str, Any] = {
         "failed_at": failed_at if isinstance(failed_at, str) and failed_at else format_time(now)
     }
-    failure["next_at"] = ""
+    # As in Go, a failure that is not retried keeps the next_at of the last retry.
+    next_at = old.get("next_at") if old else None
+    failure["next_at"] = next_at if isinstance(next_at, str) else ""
     failure["message"] = message
     failure["errtype"] = errtype
     if lines:

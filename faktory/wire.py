@@ -442,6 +442,11 @@ class Struct(Type):
                 if pytype is None or (type(v) is pytype and (lo is None or lo <= v <= hi)):
                     out[name] = v
                     continue
+            if type(v) is list and name in out and getattr(typ, "elem", ANY).scalar:
+                # A repeated key: Go decodes into the slice it already has, so a
+                # null element keeps the value the earlier array had there.
+                before = out[name]
+                v = [before[i] if x is None and i < len(before) else x for i, x in enumerate(v)]
             out[name] = typ.conv(v, f"{path}.{name}", careful)
         return out
 

@@ -352,22 +352,30 @@ def scenario(gen: Gen) -> list[dict]:
         push_fetch(gen.job(jid, at="null" if at == "null" else jstr(at)))
     elif kind == "fail":
         lines = rng.choice([None, 0, 2, 60])
-        doc = gen.job(jid, retry="2", **({} if lines is None else {"backtrace": str(lines)}))
+        retry = rng.choice([2, 1, -1])
+        doc = gen.job(jid, retry=str(retry), **({} if lines is None else {"backtrace": str(lines)}))
         steps.append({"conn": "c", "line": "PUSH " + doc})
-        steps.append({"conn": "c", "line": "FETCH " + q, "after_ok": True, "fetch": True})
-        payload = {"jid": jid, "errtype": gen.pick(TEXTS)[:150], "message": gen.pick(TEXTS)}
-        if rng.random() < 0.6:
-            payload["backtrace"] = [f"line {i}" for i in range(rng.choice([0, 3, 55]))]
-        fail = json.dumps(payload, ensure_ascii=rng.random() < 0.5)
-        if rng.random() < 0.3:
-            fail = fail.replace('"jid"', '"JID"').replace('"message"', '"Message"')
-        if rng.random() < 0.2:
-            fail = fail[:-1] + ',"backtrace":' + gen.pick(['"x"', "[1]", "[null]", "null"]) + "}"
-        steps.append({"conn": "c", "line": "FAIL " + fail, "after_ok": True})
-        mutate = {"cmd": "requeue", "target": "retries", "filter": {"jids": [jid]}}
-        steps.append({"conn": "c", "line": "MUTATE " + json.dumps(mutate), "after_ok": True})
+        # fail it, bring it back from the set it went to, look at it; retry 1 twice
+        shown = lines or 50  # rule "backtrace-lines"
+        for target in ["retries", "dead"] if retry == 1 else ["retries" if retry > 0 else "dead"]:
+            steps.append({"conn": "c", "line": "FETCH " + q, "after_ok": True, "fetch": True,
+                          "backtrace_lines": shown})  # fmt: skip
+            payload = {"jid": jid, "errtype": gen.pick(TEXTS)[:150], "message": gen.pick(TEXTS)}
+            if rng.random() < 0.6:
+                payload["backtrace"] = [f"line {i}" for i in range(rng.choice([0, 3, 55]))]
+            fail = json.dumps(payload, ensure_ascii=rng.random() < 0.5)
+            if rng.random() < 0.3:
+                fail = fail.replace('"jid"', '"JID"').replace('"message"', '"Message"')
+            if rng.random() < 0.2:
+                fail = (
+                    fail[:-1] + ',"backtrace":' + gen.pick(['"x"', "[1]", "[null]", "null"]) + "}"
+                )
+            steps.append({"conn": "c", "line": "FAIL " + fail, "after_ok": True})
+            mutate = {"cmd": "requeue", "target": target, "filter": {"jids": [jid]}}
+            line = "MUTATE " + json.dumps(mutate, separators=(",", ":"))  # MUTATE splits on " "
+            steps.append({"conn": "c", "line": line, "after_ok": True})
         steps.append({"conn": "c", "line": "FETCH " + q, "after_ok": True, "fetch": True,
-                      "backtrace_lines": lines or 50})  # fmt: skip
+                      "backtrace_lines": shown})  # fmt: skip
         steps.append({"conn": "c", "line": "ACK " + json.dumps({"jid": jid}), "after_ok": True})
     elif kind == "zero":
         failure = gen.pick(

@@ -168,6 +168,13 @@ def test_struct_keys_match_case_insensitively_as_go_does():
     assert wire.decode('{"JID":"x"}', wire.STRINGS) == {"JID": "x"}
 
 
+def test_a_repeated_array_key_reuses_the_earlier_elements_for_nulls():
+    # Go decodes the second array into the slice the first one filled
+    fail = wire.decode('{"backtrace":["a","b","c"],"backtrace":[null,"y"]}', wire.FAIL)
+    assert fail == {"backtrace": ["a", "y"]}
+    assert wire.decode('{"backtrace":[null]}', wire.FAIL) == {"backtrace": [""]}
+
+
 def test_null_leaves_scalars_and_clears_the_rest():
     assert decode_job('{"jid":"abc","jid":null,"args":[1],"args":null}') == {"jid": "abc"}
     assert wire.decode('{"labels":["a",null]}', wire.HELLO) == {"labels": ["a", ""]}
@@ -418,6 +425,20 @@ def test_failure_message_is_cut_at_1000_bytes(c):
     failure = json.loads(fetch_raw(c, "wire-cut"))["failure"]
     assert failure["message"] == "a" + "\u00e9" * 499 + "\ufffd"
     assert failure["errtype"] == "\u20ac" * 33 + "\ufffd"
+
+
+def test_a_dead_job_keeps_the_next_at_of_its_last_retry(c):
+    c.push(jid="twice-0001", queue="wire-twice", retry=1)
+    fetch_raw(c, "wire-twice")
+    assert c.call('FAIL {"jid":"twice-0001","message":"one"}') == "OK"
+    requeue = 'MUTATE {"cmd":"requeue","target":"%s","filter":{"jids":["twice-0001"]}}'
+    assert c.call(requeue % "retries") == "OK"
+    next_at = json.loads(fetch_raw(c, "wire-twice"))["failure"]["next_at"]
+    assert c.call('FAIL {"jid":"twice-0001","message":"two"}') == "OK"  # retry 1: dead now
+    assert c.call(requeue % "dead") == "OK"
+    failure = json.loads(fetch_raw(c, "wire-twice"))["failure"]
+    assert failure["message"] == "two" and failure["retry_count"] == 1
+    assert failure["next_at"] == next_at  # as the real server: kept, not dropped
 
 
 @pytest.mark.parametrize(
