@@ -345,7 +345,9 @@ def endpoint_string(value: str, default_port: int) -> str:
         host, port = m.group(1), m.group(2)
         if host == "":
             return f"tcp:{port}"
-        return f"tcp:{port}:interface={host.strip('[]')}"
+        # An IPv6 address's colons are escaped, or Twisted reads them as separators.
+        interface = host.strip("[]").replace(":", "\\:")
+        return f"tcp:{port}:interface={interface}"
     return value
 
 

@@ -24,12 +24,12 @@ their ACK can be recognised.
 
 from __future__ import annotations
 
-import html
 import secrets
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web.template import Tag, tags
 
 from .. import job as jobs
 from .. import wire
@@ -47,6 +47,7 @@ from .batch_scripts import (
     script,
 )
 from .batch_undo import remove_job
+from .pages import table
 
 log = Logger()
 
@@ -338,14 +339,13 @@ class BatchPlugin:
         checked, removed = await self.store.sweep(self._sweep_at, 500)
         self._sweep_at = 0 if checked < 500 else self._sweep_at + checked - removed
 
-    async def render_page(self, request) -> str:
+    async def render_page(self, request) -> Tag:
         t = for_request(request)
         batches = await self.store.recent(100)
         total = await self.store.count()
         state = {"": t._("pending"), "1": t._("enqueued"), "2": t._("done")}
-        rows = []
-        for b in batches:
-            cells = [
+        rows = [
+            [
                 b["bid"],
                 b.get("description", ""),
                 b.get("parent_bid", ""),
@@ -356,29 +356,25 @@ class BatchPlugin:
                 state.get(b["complete_st"], b["complete_st"]),
                 state.get(b["success_st"], b["success_st"]),
             ]
-            rows.append(
-                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
-            )
-        head = "".join(
-            f"<th>{html.escape(h)}</th>"
-            for h in (
-                t._("BID"),
-                t._("Description"),
-                t._("Parent"),
-                t._("Created"),
-                t._("Total"),
-                t._("Pending"),
-                t._("Failed"),
-                t._("Complete"),
-                t._("Success"),
-            )
+            for b in batches
+        ]
+        head = (
+            t._("BID"),
+            t._("Description"),
+            t._("Parent"),
+            t._("Created"),
+            t._("Total"),
+            t._("Pending"),
+            t._("Failed"),
+            t._("Complete"),
+            t._("Success"),
         )
         shown = t.number(len(batches))
         if total > len(batches):
             shown = t._("{shown} of {total}", shown=shown, total=t.number(total))
-        empty = html.escape(t._("No batches"))
-        return (
-            f'<h3>{html.escape(t._("Batches"))} <small class="batch-count">{shown}</small></h3>'
-            f'<table class="table batches"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows) or f'<tr><td colspan=9>{empty}</td></tr>'}</tbody></table>"
+        listing = table(head, rows, css="table batches")
+        if not rows:
+            listing.children[-1](tags.tr(tags.td(t._("No batches"), colspan="9")))
+        return tags.transparent(
+            tags.h3(t._("Batches"), " ", tags.small(shown, class_="batch-count")), listing
         )

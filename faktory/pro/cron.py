@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import html
 import json
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web.template import Tag, tags
 
 from .. import job as jobs
 from ..errors import CommandError
@@ -490,13 +490,13 @@ class CronPlugin:
         )
 
     # -- web UI ---------------------------------------------------------------
-    async def render(self, request) -> str:
+    async def render(self, request) -> Tag:
         tr = for_request(request)
         if not self.entries:
             text = tr._(
                 "No periodic jobs configured. Add {entries} entries to a {file} file (see docs/cron.md)."
             )
-            return f"<p>{with_code(text, entries='[[cron]]', file='conf.d/*.toml')}</p>"
+            return tags.p(*with_code(text, entries="[[cron]]", file="conf.d/*.toml"))
         last = await self.store.last_runs([e.id for e in self.entries])
         now = datetime.datetime.fromtimestamp(self.clock.seconds())
         rows = []
@@ -527,5 +527,5 @@ class CronPlugin:
             tr._("Next runs"),
         ]
         tz = now.astimezone().tzname() or tr._("local")
-        note = html.escape(tr._("Times are server local time ({tz}).", tz=tz))
-        return f"<p>{note}</p>" + table(head, rows)
+        note = tr._("Times are server local time ({tz}).", tz=tz)
+        return tags.transparent(tags.p(note), table(head, rows))

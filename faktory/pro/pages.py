@@ -1,25 +1,27 @@
-"""Small HTML helpers for the Pro features' web UI pages (fragments the web
-UI puts inside its layout)."""
+"""Small building blocks for the Pro features' web UI pages: the same
+escaping ``twisted.web.template`` tags as the core pages (the web UI puts the
+fragment inside its layout)."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 from typing import Any
 
+from twisted.web.template import Tag, tags
 
-def table(headers: Iterable[str], rows: Iterable[Iterable[Any]], css: str = "table") -> str:
-    """An HTML table with every cell escaped."""
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+from ..web.layout import sentence
+
+
+def table(headers: Iterable[Any], rows: Iterable[Iterable[Any]], css: str = "table") -> Tag:
+    """A table with every cell escaped."""
+    return tags.table(
+        tags.thead(tags.tr(*[tags.th(str(h)) for h in headers])),
+        tags.tbody(*[tags.tr(*[tags.td(str(c)) for c in row]) for row in rows]),
+        class_=css,
     )
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def with_code(text: str, **codes: str) -> str:
-    """A translated sentence as HTML: escaped, its ``{placeholders}`` filled
-    with ``<code>`` (config names stay out of the translation)."""
-    return html.escape(text).format(
-        **{k: f"<code>{html.escape(v)}</code>" for k, v in codes.items()}
-    )
+def with_code(text: str, **codes: str) -> list[Any]:
+    """A translated sentence whose ``{placeholders}`` are ``<code>`` (config
+    names stay out of the translation)."""
+    return sentence(text, **{k: tags.code(v) for k, v in codes.items()})

@@ -21,6 +21,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web.template import Tag, tags
 
 from .. import luascript
 from ..job import QUEUE_NAME
@@ -174,14 +175,14 @@ class ThrottlePlugin:
             [t.queue for t in self.throttles], self.server.clock.seconds()
         )
 
-    async def render(self, request) -> str:
+    async def render(self, request) -> Tag:
         tr = for_request(request)
         n = tr.number
         if not self.throttles:
             text = tr._(
                 "No queue is throttled. Add a {table} table to a {file} file (see docs/throttles.md)."
             )
-            return f"<p>{with_code(text, table='[throttles]', file='conf.d/*.toml')}</p>"
+            return tags.p(*with_code(text, table="[throttles]", file="conf.d/*.toml"))
         usage = await self.usage()
         rows = []
         for t in self.throttles:

@@ -90,6 +90,11 @@ def parse_queue_token(token: str) -> tuple[int, bytes]:
     return priority, raw
 
 
+# URL path of each set page -> its kind (``/morgue`` is the dead set, as in the real UI).
+_SET_BY_PATH = {kind.path.strip("/"): kind for kind in pages.SET_KINDS.values()}
+_SET_PATHS = "any(" + ", ".join(sorted(_SET_BY_PATH)) + ")"
+
+
 class WebUI:
     app = Klein()
 
@@ -172,9 +177,8 @@ class WebUI:
 
     # -- JSON -------------------------------------------------------------------
     @app.route("/stats")
-    @defer.inlineCallbacks
-    def stats(self, request):
-        info = yield self.server.admin.info()
+    async def stats(self, request):
+        info = await self.server.admin.info()
         request.setHeader("Content-Type", "application/json")
         request.setHeader("Cache-Control", "no-cache")
         return json.dumps(info)
@@ -192,13 +196,13 @@ class WebUI:
         return json.dumps(doc)
 
     @app.route("/health/live")
-    def live(self, request):
+    async def live(self, request):
         """Liveness: the process answers HTTP (whatever Redis does)."""
         request.setHeader("Content-Type", "application/json")
         return b'{"status": "alive"}'
 
     @app.route("/static/<name>")
-    def static(self, request, name):
+    async def static(self, request, name):
         """Package assets only (no listing, no paths); cacheable for an hour,
         as their URLs carry a content hash."""
         kind = STATIC_TYPES.get(os.path.splitext(name)[1])
@@ -480,49 +484,27 @@ class WebUI:
         title = f"{display.job_type(job)} {job.get('jid', '')}"
         return await self._html(ctx, kind.name, title, body, actions=actions)
 
-    @app.route("/retries", methods=["GET", "HEAD"])
-    def retries(self, request):
-        return defer.ensureDeferred(self._set_list(request, pages.SET_KINDS["retries"]))
+    # One route per action over the three sets (``/retries``, ``/scheduled``,
+    # ``/morgue``): the set's ``SetKind`` says how its pages differ.
+    @app.route(f"/<{_SET_PATHS}:where>", methods=["GET", "HEAD"])
+    async def set_list(self, request, where):
+        return await self._set_list(request, _SET_BY_PATH[where])
 
-    @app.route("/retries", methods=["POST"])
-    def retries_action(self, request):
-        return defer.ensureDeferred(self._set_action(request, pages.SET_KINDS["retries"]))
+    @app.route(f"/<{_SET_PATHS}:where>", methods=["POST"])
+    async def set_action(self, request, where):
+        return await self._set_action(request, _SET_BY_PATH[where])
 
-    @app.route("/retries/<path:key>", methods=["GET", "HEAD"])
-    def retry_entry(self, request, key):
-        return defer.ensureDeferred(self._set_entry(request, pages.SET_KINDS["retries"], key))
-
-    @app.route("/scheduled", methods=["GET", "HEAD"])
-    def scheduled(self, request):
-        return defer.ensureDeferred(self._set_list(request, pages.SET_KINDS["scheduled"]))
-
-    @app.route("/scheduled", methods=["POST"])
-    def scheduled_action(self, request):
-        return defer.ensureDeferred(self._set_action(request, pages.SET_KINDS["scheduled"]))
-
-    @app.route("/scheduled/<path:key>", methods=["GET", "HEAD"])
-    def scheduled_entry(self, request, key):
-        return defer.ensureDeferred(self._set_entry(request, pages.SET_KINDS["scheduled"], key))
-
-    @app.route("/morgue", methods=["GET", "HEAD"])
-    def morgue(self, request):
-        return defer.ensureDeferred(self._set_list(request, pages.SET_KINDS["dead"]))
-
-    @app.route("/morgue", methods=["POST"])
-    def morgue_action(self, request):
-        return defer.ensureDeferred(self._set_action(request, pages.SET_KINDS["dead"]))
-
-    @app.route("/morgue/<path:key>", methods=["GET", "HEAD"])
-    def morgue_entry(self, request, key):
-        return defer.ensureDeferred(self._set_entry(request, pages.SET_KINDS["dead"], key))
+    @app.route(f"/<{_SET_PATHS}:where>/<path:key>", methods=["GET", "HEAD"])
+    async def set_entry(self, request, where, key):
+        return await self._set_entry(request, _SET_BY_PATH[where], key)
 
     @app.route("/dead")
-    def dead(self, request):
+    async def dead(self, request):
         return self._redirect(request, "/morgue")
 
     # -- language -------------------------------------------------------------------
     @app.route("/locale", methods=["POST"])
-    def choose_locale(self, request):
+    async def choose_locale(self, request):
         """The footer's language selector: remember the choice in a cookie
         (an unknown value forgets it: the browser's languages apply again)
         and go back to the page it was made on."""

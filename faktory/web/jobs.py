@@ -41,7 +41,7 @@ def job_path(jid: str) -> str:
 
 
 @app.route("/job", methods=["GET", "HEAD"])
-def find_job(self, request):
+async def find_job(self, request):
     """The header's *Find job* box."""
     jid = _arg(request, "jid").strip()
     if not jid:
