@@ -25,6 +25,7 @@ short = { concurrency = 1, timeout = 1 }
 rated = { rate = 3, period = 3600 }
 wake = { concurrency = 1, timeout = 60 }
 hammer = { concurrency = 3, timeout = 60 }
+shown = { concurrency = 2, timeout = 60 }
 """
 
 
@@ -148,12 +149,15 @@ def test_many_workers_on_two_servers_never_exceed_the_limit(pair):
 
 
 def test_throttles_page_shows_usage(pair):
-    a, _ = pair
+    a, b = pair
+    fill(a.client(), "shown", 2)
+    workers = [srv.client(wid=f"shown-{i}") for i, srv in enumerate(pair)]  # kept connected
+    assert [w.fetch("shown")["queue"] for w in workers] == ["shown", "shown"]
     url = f"http://127.0.0.1:{a.web_port}/throttles"
     with urllib.request.urlopen(url, timeout=10) as resp:  # a missing page fails here
         page = resp.read().decode()
     assert "Throttles" in page
-    assert "3 / 3" in page  # hammer: three running of three
+    assert "2 / 2" in page  # shown: both slots held (one job from each server)
     assert "rated" in page and "per 3,600 s" in page
 
 
