@@ -268,7 +268,9 @@ class Admin:
             await self.store.set_clear(target)
             return total
         filt = filt or {}
-        jids = [j for j in (filt.get("jids") or []) if isinstance(j, str) and j]
+        # As in Go, any jids at all (even "") select by jid only: an empty jid
+        # matches nothing, never the whole set.
+        jids = [j for j in (filt.get("jids") or []) if isinstance(j, str)]
         jobtype = filt.get("jobtype") or ""
         match = "*"
         needle = ""

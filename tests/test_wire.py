@@ -441,6 +441,15 @@ def test_a_dead_job_keeps_the_next_at_of_its_last_retry(c):
     assert failure["next_at"] == next_at  # as the real server: kept, not dropped
 
 
+def test_an_empty_jid_filter_matches_nothing(c):
+    c.push(jid="keep-0001", queue="wire-keep", retry=3)
+    fetch_raw(c, "wire-keep")
+    assert c.call('FAIL {"jid":"keep-0001"}') == "OK"
+    before = c.info()["faktory"]["sets"]["retries"]
+    assert c.call('MUTATE {"cmd":"discard","target":"retries","filter":{"jids":[""]}}') == "OK"
+    assert c.info()["faktory"]["sets"]["retries"] == before >= 1  # not the whole set
+
+
 @pytest.mark.parametrize(
     "filt, field",
     [
