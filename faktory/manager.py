@@ -137,7 +137,12 @@ class Manager:
         # queue -> parked FETCHes, oldest first (a dict is an ordered set:
         # O(1) to wake the first and to drop any one when it times out).
         self._waiters: dict[str, dict[_Waiter, None]] = {}
-        self._pushes = 0  # jobs that landed anywhere (an empty FETCH that raced one retries)
+        # Jobs that landed while no parked FETCH of their queue heard of it: an
+        # empty FETCH answer that raced one looks again.  A job some parked
+        # FETCH was woken for is not counted: that FETCH takes it, and the
+        # others sleep on (with many idle workers, counting every push made
+        # each empty answer look again, several FETCH scripts per job).
+        self._pushes = 0
         self.task_stats: dict[str, dict[str, Any]] = {}
         # Set by faktory.pressure: the bytes of new jobs Redis can still take
         # before its high-water mark (each stored job spends some, each check
@@ -348,7 +353,6 @@ class Manager:
     # -- FETCH ----------------------------------------------------------------
     def notify(self, queue: str) -> None:
         """A job landed in ``queue``: wake one FETCH waiting on it."""
-        self._pushes += 1
         waiting = self._waiters.get(queue)
         while waiting:
             waiter = next(iter(waiting))
@@ -357,6 +361,7 @@ class Manager:
                 continue
             waiter.fire(True)  # unparks it from every queue it waits on
             return
+        self._pushes += 1  # nobody was parked on it: a FETCH in flight must look again
 
     def remote_notify(self, message: bytes | str) -> None:
         """A pub/sub message ``<origin> <queue>`` from some server's PUSH or sweep."""

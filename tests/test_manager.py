@@ -476,6 +476,36 @@ async def test_fetch_that_keeps_losing_the_race_is_answered_at_its_deadline(env)
 
 
 @pytest_twisted.ensureDeferred
+async def test_push_heard_by_a_parked_fetch_does_not_rerun_other_empty_fetches(env):
+    """With many idle workers, a push wakes one parked FETCH; another FETCH
+    whose empty answer crossed it parks too instead of running its script
+    again (each push used to send every such FETCH back to Redis)."""
+    reserves: list[str] = []
+    real_fetch = env.store.fetch
+
+    def counting_fetch(queues, now, now_str, wid, wid_json):
+        reserves.append(wid)
+        return real_fetch(queues, now, now_str, wid, wid_json)
+
+    env.store.fetch = counting_fetch
+    sleeper = fetching(env, "fleet", wid="sleeper")
+    await until(lambda: parked(env.manager, "fleet"), what="the first FETCH to park")
+    late = fetching(env, "fleet", wid="late")  # its empty answer is on its way
+    # Pushed as if by another server, whose notification (made here, as it
+    # can overtake the replies) is heard by the parked FETCH.  The push
+    # itself publishes under our own origin, which this server ignores.
+    job = jobs.validate({"jid": "fleet-0001", "jobtype": "T", "args": [], "queue": "fleet"})
+    pushed = env.store.push("fleet", 5, jobs.serialize(job))
+    env.manager.remote_notify(b"b fleet")
+    await pushed
+    assert (await settled(sleeper))["jid"] == "fleet-0001"
+    await until(lambda: len(env.manager._waiters.get("fleet", ())) == 1, what="late to park")
+    assert reserves.count("late") == 1
+    env.clock.advance(FETCH_WAIT)
+    assert await settled(late) is None
+
+
+@pytest_twisted.ensureDeferred
 async def test_quiet_worker_gets_no_job(env):
     await env.store.worker_connect("w-quiet", env.now, "{}")
     assert await env.store.worker_beat("w-quiet", env.now, None, "quiet") == "quiet"
