@@ -44,7 +44,7 @@ class Admin:
     def info(self):
         """The INFO document, shaped exactly like the real server's."""
         store = self.store
-        now = self.server.clock.seconds()
+        now = self.server.reactor.seconds()
         queues, sets, (processed, failures), workers, paused = yield gather(
             [
                 store.queue_sizes(),
@@ -101,7 +101,7 @@ class Admin:
         """Daily processed/failed counts for the last ``days`` days, newest first."""
         if days > 180:
             raise ValueError("days value can't be greater than 180")
-        now = self.server.clock.seconds()
+        now = self.server.reactor.seconds()
         out = []
         for i in range(days):
             day = local_day(now - i * 86400)
@@ -143,7 +143,7 @@ class Admin:
 
     async def queue_latency(self, names: list[str]) -> dict[str, float]:
         """Seconds the longest-waiting job of each queue has waited (0 if empty)."""
-        now = self.server.clock.seconds()
+        now = self.server.reactor.seconds()
         out = {}
         for name, stamps in (await self.store.queue_oldest(names)).items():
             times = []
@@ -211,7 +211,7 @@ class Admin:
         op = self.SET_ACTIONS.get(action)
         if op is None or (op == "kill" and name == "dead"):
             raise ValueError(f"invalid action: {action}")
-        now = self.server.clock.seconds()
+        now = self.server.reactor.seconds()
         now_str, dead_score = format_time(now), now + DEAD_TTL
         if keys is None:
             if op == "delete":
@@ -281,7 +281,7 @@ class Admin:
                 match = str(filt["regexp"])
             if jobtype:
                 needle = '"jobtype":' + json.dumps(str(jobtype), ensure_ascii=False)
-        now = self.server.clock.seconds()
+        now = self.server.reactor.seconds()
         now_str, dead_score = format_time(now), now + DEAD_TTL
         cursor, done, steps = "0", 0, 0
         while True:
@@ -395,17 +395,3 @@ def _current_rss_mb() -> int:
         return pages * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def info_counts(info: dict[str, Any]) -> dict[str, int]:
-    """The summary numbers the web UI and the CLI show from an INFO document."""
-    fk = info["faktory"]
-    return {
-        "processed": fk["total_processed"],
-        "failed": fk["total_failures"],
-        "busy": fk["sets"]["working"],
-        "enqueued": fk["total_enqueued"],
-        "retries": fk["sets"]["retries"],
-        "scheduled": fk["sets"]["scheduled"],
-        "dead": fk["sets"]["dead"],
-    }

@@ -266,14 +266,6 @@ def in_range(key: str, value: int) -> bool:
     return lo is None or lo <= value <= hi
 
 
-def check_int(where: str, value: Any, lo: int, hi: int, unit: str = "") -> int:
-    """``value`` if it is a whole number in [lo, hi]; else ConfigError naming ``where``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        unit = f" {unit}" if unit else ""
-        raise ConfigError(f"{where} must be a whole number from {lo} to {hi}{unit}, not {value!r}")
-    return value
-
-
 def apply(options, defaults: dict[str, Any], declared: Iterable[tuple[str, ...]] = ()) -> list[str]:
     """Feed TOML values into ``options`` (a ``tap.Options``) where the command
     line left the default; returns warnings to log.  ValueError for bad values.
@@ -337,7 +329,7 @@ def tls_files(config_dir: str) -> tuple[str, str] | None:
     return None
 
 
-def endpoint_string(value: str, default_port: int) -> str:
+def endpoint_string(value: str) -> str:
     """Accept Twisted endpoint strings, and the real server's ``host:port`` /
     ``:port`` forms for people coming from it."""
     m = re.fullmatch(r"([\w.\-]*|\[[0-9a-fA-F:]+\]):(\d+)", value)

@@ -46,7 +46,7 @@ async def report(server) -> tuple[int, dict]:
     ok, reason, rtt = await check(server)
     doc = {
         "status": "ok" if ok else "unavailable",
-        "now": format_time(server.clock.seconds()),
+        "now": format_time(server.reactor.seconds()),
         "server": {
             "description": "Faktory",
             "faktory_version": FAKTORY_COMPAT_VERSION,

@@ -310,9 +310,3 @@ def priority(job: dict) -> int:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return max(1, min(9, int(value)))
     return DEFAULT_PRIORITY
-
-
-def reserve_seconds(job: dict) -> int:
-    """The reservation length the real server grants at FETCH."""
-    value = job.get("reserve_for") or DEFAULT_RESERVE_FOR
-    return max(MIN_RESERVE_FOR, min(MAX_RESERVE_FOR, value))

@@ -88,7 +88,8 @@ def source(
 class Script:
     """A Lua script run by EVALSHA, loaded on first use or after a NOSCRIPT."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, name: str = "") -> None:
+        self.name = name  # the .lua file's name, for ``Store.use_fragment``
         self.source = source.encode()
         self.sha = hashlib.sha1(self.source).hexdigest()
 
@@ -112,7 +113,7 @@ def load(
     constants: Mapping[str, int | float | str] | None = None,
 ) -> Script:
     """``Script(source(...))``: the script ``lua/<name>.lua`` of ``package``."""
-    return Script(source(name, package, fragments, constants))
+    return Script(source(name, package, fragments, constants), name)
 
 
 def fragment(name: str, package: str = _CORE) -> str:

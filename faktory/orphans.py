@@ -51,7 +51,7 @@ async def release(server: Any, jid: str, reserved_at: str) -> tuple[str, dict]:
     if not isinstance(job, dict) or str(reservation.get("reserved_at", "")) != reserved_at:
         return "gone", {}
     wid = str(reservation.get("wid") or "")
-    now = server.clock.seconds()
+    now = server.reactor.seconds()
     outcome = await store.release_orphan(
         jid,
         raw,

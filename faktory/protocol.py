@@ -126,7 +126,7 @@ class FaktoryProtocol(LineReceiver):
             self._salt = format(secrets.randbits(63), "x")
             greeting.update(i=self._iterations, s=self._salt)
         self.transport.write(b"+HI " + dumps(greeting).encode() + b"\r\n")
-        self._handshake_timer = server.clock.callLater(
+        self._handshake_timer = server.reactor.callLater(
             HANDSHAKE_TIMEOUT, self.transport.abortConnection
         )
 
@@ -488,7 +488,7 @@ class FaktoryFactory(protocol.Factory):
         self.server = server
         self.in_flight = 0  # commands waiting for their reply (server.stopService drains them)
         self.unidentified = 0  # connections that have not said HELLO yet
-        self.auth_failures = AuthFailures(server.clock, "HELLO")
+        self.auth_failures = AuthFailures(server.reactor, "HELLO")
         self.commands: dict[bytes, Command] = {
             verb.encode(): fn for verb, fn in self.BUILTIN.items()
         }

@@ -88,7 +88,6 @@ class FaktoryServer(service.MultiService):
         if reactor is None:
             from twisted.internet import reactor
         self.settings = settings
-        self.clock = reactor
         self.reactor = reactor
         self.password = settings.password
         self.max_connections = settings.max_connections
@@ -125,6 +124,12 @@ class FaktoryServer(service.MultiService):
                 loglevel=settings.redis_loglevel,
                 on_fatal=self._fatal,
             )
+
+    @property
+    def clock(self):
+        """The reactor under its older name (plugins written against earlier
+        docs use ``server.clock.seconds()``); new code uses ``server.reactor``."""
+        return self.reactor
 
     # -- start / stop ---------------------------------------------------------
     def startService(self) -> None:

@@ -196,14 +196,14 @@ class Options(usage.Options):
                 if env == "development"
                 else "/var/lib/faktory/db"
             )
-        self["bind"] = endpoint_string(self["bind"], 7419)
+        self["bind"] = endpoint_string(self["bind"])
         if self["workers"] > 1 or self["reuse-port"]:
             try:
                 multiproc.parse_tcp_endpoint(self["bind"])
             except ValueError as e:
                 raise usage.UsageError(f"--workers/--reuse-port: {e}") from None
         web = self["web"]
-        self["web"] = None if web in ("none", "", ":0", "0") else endpoint_string(web, 7420)
+        self["web"] = None if web in ("none", "", ":0", "0") else endpoint_string(web)
         try:
             sources: list[str] = []
             self["password"] = config.resolve_password(

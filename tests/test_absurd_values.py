@@ -14,7 +14,8 @@ from rawredis import RawRedis
 from twisted.internet import reactor
 
 from faktory.manager import Manager
-from faktory.store import Store, connect
+from faktory.redisconn import connect
+from faktory.store import Store
 from helpers import ReplyError
 
 

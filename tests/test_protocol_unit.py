@@ -197,7 +197,7 @@ async def test_command_before_hello_gets_an_error_and_is_closed(server):
 @pytest_twisted.ensureDeferred
 async def test_handshake_times_out_after_two_seconds(server, monkeypatch):
     clock = task.Clock()
-    monkeypatch.setattr(server, "clock", clock)
+    monkeypatch.setattr(server, "reactor", clock)
     slow = Conn(server)
     clock.advance(1.9)
     assert not slow.tr.disconnecting

@@ -192,7 +192,7 @@ class BatchPlugin:
         pass
 
     def now(self) -> float:
-        return self.server.clock.seconds()
+        return self.server.reactor.seconds()
 
     def _wake(self, result: tuple[str, list[str]]) -> str:
         status, queues = result

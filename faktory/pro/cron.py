@@ -384,7 +384,7 @@ class CronPlugin:
 
     def setup(self, server) -> None:
         self.server = server
-        self.clock = server.clock
+        self.clock = server.reactor
         self.store = CronStore(server.store)
         self.configure(server.settings.config)
         server.add_task("cron", 1, self.tick)

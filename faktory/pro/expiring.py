@@ -66,7 +66,7 @@ class ExpiringPlugin:
         """Turn ``expires_in`` into an absolute ``expires_at`` and check both."""
         custom = job.get("custom")
         if custom:
-            _expiry(custom, self.server.clock.seconds())
+            _expiry(custom, self.server.reactor.seconds())
 
     async def on_fetch(self, job: dict) -> None:
         custom = job.get("custom")
@@ -76,7 +76,7 @@ class ExpiringPlugin:
             expiry = parse_time(custom["expires_at"])
         except (TypeError, ValueError):
             return  # checked at PUSH; a job stored before then is not ours to judge
-        if expiry <= self.server.clock.seconds():
+        if expiry <= self.server.reactor.seconds():
             await self.store.count()
             raise Discard("job expired")
 

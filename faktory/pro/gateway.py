@@ -328,7 +328,7 @@ def gateway_settings(server) -> tuple[str, str] | None:
             "[redis] password is the worker password: anyone with it can read all jobs "
             "through the Redis gateway; give the gateway a password of its own"
         )
-    return endpoint_string(where, 6380), password
+    return endpoint_string(where), password
 
 
 class GatewayPlugin:

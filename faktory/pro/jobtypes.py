@@ -93,7 +93,7 @@ class JobTypesPage:
         metrics = self.metrics
         await metrics.flush()
         server = metrics.server
-        now, prefix = server.clock.seconds(), server.store.prefix
+        now, prefix = server.reactor.seconds(), server.store.prefix
         redis = server.store.redis
         out = {}
         for name, kind, seconds in WINDOWS:

@@ -337,7 +337,9 @@ class MetricsPlugin:
                 self.statsd.increment("jobs.expired", self._tags(queue, jobtype))
             return
         try:
-            elapsed = max(0.0, self.server.clock.seconds() - parse_time(reservation["reserved_at"]))
+            elapsed = max(
+                0.0, self.server.reactor.seconds() - parse_time(reservation["reserved_at"])
+            )
         except (KeyError, TypeError, ValueError):
             elapsed = 0.0
         ok = outcome == "ack"
@@ -362,7 +364,7 @@ class MetricsPlugin:
             return
         batch, self.pending = dict(self.pending), defaultdict(int)
         try:
-            await self.store.add(batch, self.server.clock.seconds())
+            await self.store.add(batch, self.server.reactor.seconds())
         except Exception:
             for k, v in batch.items():  # keep them for the next try
                 self.pending[k] += v

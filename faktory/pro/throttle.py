@@ -172,7 +172,7 @@ class ThrottlePlugin:
 
     async def usage(self) -> dict[str, tuple[int, int, int]]:
         return await self.store.usage(
-            [t.queue for t in self.throttles], self.server.clock.seconds()
+            [t.queue for t in self.throttles], self.server.reactor.seconds()
         )
 
     async def render(self, request) -> Tag:

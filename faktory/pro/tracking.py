@@ -120,7 +120,7 @@ class TrackingPlugin:
         pass
 
     def now(self) -> float:
-        return self.server.clock.seconds()
+        return self.server.reactor.seconds()
 
     # -- lifecycle ----------------------------------------------------------
     async def on_push(self, job: dict) -> None:

@@ -55,10 +55,6 @@ class UniqueStore:
     def release(self, job: dict) -> defer.Deferred:
         return _RELEASE(self.redis, (self.key(job), job["jid"]))
 
-    def holder(self, job: dict) -> defer.Deferred:
-        d = self.redis.execute_command("GET", self.key(job))
-        return d.addCallback(lambda v: v.decode() if isinstance(v, bytes) else v)
-
 
 def unique_terms(job: dict) -> tuple[float, str] | None:
     """(unique_for, unique_until) of a job that asks for uniqueness, else None;
@@ -105,7 +101,7 @@ class UniquePlugin:
         if terms is None:
             return
         seconds, _ = terms
-        now = self.server.clock.seconds()
+        now = self.server.reactor.seconds()
         at = scheduled_at(job, now)
         ttl = seconds + (at - now if at is not None else 0.0)
         if not await self.store.lock(job, ttl):

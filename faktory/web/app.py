@@ -119,7 +119,7 @@ class WebUI:
             server=self.server,
             request=request,
             prefix=script_prefix(request),
-            now=self.server.clock.seconds(),
+            now=self.server.reactor.seconds(),
             info=info,
             flash=flash,
             pages=list(self.server.web_pages),

@@ -21,7 +21,7 @@ def _kind_by(request, set_path: str) -> tuple[pages.SetKind, str]:
 async def _page(self, request, set_path: str):
     kind, by = _kind_by(request, set_path)
     ctx = await self._ctx(request)
-    result = await Groups(self.server.store, self.server.clock).count(kind.name, by)
+    result = await Groups(self.server.store, self.server.reactor).count(kind.name, by)
     title = ctx._(TITLES[kind.name, by])
     live = "scanned" if result.counted > Groups.SCAN else True
     return await self._html(ctx, kind.name, title, grouped(ctx, kind, by, result), live=live)
@@ -32,7 +32,7 @@ async def _act(self, request, set_path: str):
     op, value = _arg(request, "action"), _arg(request, "value")
     if op not in ("retry", "delete"):
         raise BadParameter(op)
-    n = await Groups(self.server.store, self.server.clock).act(kind.name, by, value, op)
+    n = await Groups(self.server.store, self.server.reactor).act(kind.name, by, value, op)
     t = self._t(request)
     name = value or t._("(none)")
     if op == "retry":
