@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from . import (
     backup,
     datadir,
+    fastpoll,
     multiproc,
     namespace,
     opcommands,
@@ -155,6 +156,7 @@ class FaktoryServer(service.MultiService):
 
             site = Site(WebUI(self).resource())
             access_log.configure(site, s.config)
+        fastpoll.install(self.reactor)
         if s.workers > 1 or s.reuse_port:
             self.ports["work"] = multiproc.listen_reuseport(self.reactor, s.bind, self.factory)
         else:
