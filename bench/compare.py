@@ -3,19 +3,20 @@ this one against the real (Go) Faktory binary.
 
 The reference machine is a shared VM whose speed drifts by up to ±25 % from
 one minute to the next, so two benchmark runs made minutes apart say little.
-This runs ``load.py`` alternately against a server of each side (A, B, A, B,
-...) and prints every run, the medians and B's rate as a multiple of A's:
+This runs ``load.py`` alternately against a server of each side (A, B, C, A,
+B, C, ...) and prints every run, the medians and each side's rate as a
+multiple of A's:
 
     git worktree add /tmp/before <commit>
     python bench/compare.py /tmp/before . --rounds 4 -- --jobs 30000
-    python bench/compare.py /root/.cache/real-faktory/bin/faktory . \\
+    python bench/compare.py /root/.cache/real-faktory/bin/faktory /tmp/before . \\
         --modes push,pop,mixed --rounds 5 -- --jobs 30000
 
 A side is a checkout (a directory holding ``faktory/``: ``load.py --spawn``
 starts its server with that checkout first on ``PYTHONPATH``) or the real
 server's executable (started here with a throw-away data dir, its web UI on a
 free port; it runs its own Redis as a child, whose CPU is reported as
-"Redis").  With ``--modes`` every round runs each mode on both sides.
+"Redis").  With ``--modes`` every round runs each mode on every side.
 Arguments after ``--`` go to ``load.py``; the load generator is this one.
 """
 
@@ -116,8 +117,9 @@ def _loadavg() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("a", help="side A: a checkout (a directory holding faktory/) or a binary")
-    p.add_argument("b", help="side B")
+    p.add_argument(
+        "sides", nargs="+", help="two or more: checkouts (directories holding faktory/) or binaries"
+    )
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--modes", default="", help="e.g. push,pop,mixed: each round runs each mode")
     argv = sys.argv[1:] if argv is None else argv
@@ -126,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         extra = argv[argv.index("--") + 1 :]
         argv = argv[: argv.index("--")]
     args = p.parse_args(argv)
+    if len(args.sides) < 2:
+        p.error("give at least two sides to compare")
+    sides = [(chr(ord("A") + i), where) for i, where in enumerate(args.sides)]
     modes = [m for m in args.modes.split(",") if m] or [""]
     results: dict[tuple[str, str], list[Result]] = {}
     sys.stdout.write(f"load average at the start: {_loadavg()}\n")
     for i in range(args.rounds):
         for mode in modes:
-            for side, where in (("A", args.a), ("B", args.b)):
+            for side, where in sides:
                 r = run(where, extra + (["--mode", mode] if mode else []))
                 results.setdefault((mode, side), []).append(r)
                 sys.stdout.write(
@@ -142,20 +147,22 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.flush()
     for mode in modes:
         medians = {}
-        for side, where in (("A", args.a), ("B", args.b)):
+        for side, where in sides:
             rows = results[(mode, side)]
             medians[side] = statistics.median(r[0] for r in rows)
             sys.stdout.write(
                 f"{mode or 'run'} {side} ({where}): median {medians[side]:.0f} jobs/s"
                 f" (all: {', '.join(str(r[0]) for r in rows)}),"
                 f" server CPU {statistics.median(r[1] for r in rows):.3f} s"
-                f" (Redis {statistics.median(r[2] for r in rows):.3f} s) per 1000 jobs\n"
+                f" (Redis {statistics.median(r[2] for r in rows):.3f} s) per 1000 jobs,"
+                f" FETCH p99 median {statistics.median(r[3] for r in rows)} ms\n"
             )
-        ratios = [b[0] / a[0] for a, b in zip(results[(mode, "A")], results[(mode, "B")])]
-        sys.stdout.write(
-            f"{mode or 'run'}: B/A = {medians['B'] / medians['A']:.2f} (medians);"
-            f" per round {', '.join(f'{x:.2f}' for x in ratios)}\n"
-        )
+        for side, _ in sides[1:]:
+            ratios = [b[0] / a[0] for a, b in zip(results[(mode, "A")], results[(mode, side)])]
+            sys.stdout.write(
+                f"{mode or 'run'}: {side}/A = {medians[side] / medians['A']:.2f} (medians);"
+                f" per round {', '.join(f'{x:.2f}' for x in ratios)}\n"
+            )
     sys.stdout.write(f"load average at the end: {_loadavg()}\n")
     return 0
 
