@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from . import luascript
 from .job import DEAD_TTL, format_time
+from .store import Store
 
 log = Logger()
 
@@ -45,7 +47,7 @@ class Groups:
     _count = luascript.load("group_count", constants={"UNREADABLE": UNREADABLE})
     _act = luascript.load("group_act", constants={"UNREADABLE": UNREADABLE})
 
-    def __init__(self, store, clock) -> None:
+    def __init__(self, store: Store, clock: IReactorTime) -> None:
         self.store = store
         self.clock = clock
         self.redis = store.redis

@@ -18,6 +18,7 @@ from typing import Any
 from twisted.internet import defer
 
 from . import luascript
+from .store import Store
 
 SETS = ("retries", "dead", "scheduled")
 
@@ -85,7 +86,7 @@ class Finder:
 
     _queue_filter = luascript.load("queue_filter")
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.redis = store.redis
         self.prefix = store.prefix

@@ -14,7 +14,7 @@ import json
 import random
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
@@ -27,6 +27,9 @@ from .errors import CommandError, StorageUnavailable
 from .fastwrite import send_now
 from .job import JobError, dumps
 from .manager import FetchContext
+
+if TYPE_CHECKING:  # the server builds this; imports run downwards only
+    from .server import FaktoryServer
 
 log = Logger()
 
@@ -484,7 +487,7 @@ class FaktoryFactory(protocol.Factory):
         "TRACK": FaktoryProtocol.cmd_track,
     }
 
-    def __init__(self, server) -> None:
+    def __init__(self, server: FaktoryServer) -> None:
         self.server = server
         self.in_flight = 0  # commands waiting for their reply (server.stopService drains them)
         self.unidentified = 0  # connections that have not said HELLO yet

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from .job import dumps
+from .store import Store
 
 log = Logger()
 
@@ -22,7 +24,7 @@ STATES = ("running", "quiet", "terminate")
 
 
 class Workers:
-    def __init__(self, store, clock) -> None:
+    def __init__(self, store: Store, clock: IReactorTime) -> None:
         self.store = store
         self.clock = clock
         self.connections: dict[str, set[Any]] = {}

@@ -38,6 +38,7 @@ from ..job import JobError, format_time
 from ..luascript import Script
 from ..plugin import WebPage
 from ..protocol import OK
+from ..store import Store
 from ..web.i18n import N_, for_request
 from .batch_scripts import (
     BID,
@@ -71,7 +72,7 @@ class BatchStore:
     _child = script("child")
     _sweep = script("sweep")
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.redis = store.redis
         self.prefix = store.prefix
         self.origin = store.origin

@@ -25,6 +25,7 @@ from .. import job as jobs
 from ..errors import CommandError
 from ..job import JobError, format_time
 from ..plugin import WebPage
+from ..store import Store
 from ..web.i18n import N_, for_request
 from .pages import table, with_code
 
@@ -328,7 +329,7 @@ class CronStore:
     """The Redis side: ``cron:<entry>:<slot>`` claim keys and per-entry
     ``cron:last`` hash (entry -> slot last enqueued, for the web UI)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.redis = store.redis
         self.prefix = store.prefix
 

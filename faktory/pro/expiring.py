@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from ..errors import Discard
 from ..job import JobError, format_time, parse_time
+from ..store import Store
 
 log = Logger()
 
@@ -20,7 +21,7 @@ log = Logger()
 class ExpiringStore:
     """``stat:expired``: how many jobs were dropped for having expired."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.redis = store.redis
         self.key = store.prefix + "stat:expired"
 

@@ -20,6 +20,7 @@ from typing import Any
 from twisted.internet import defer
 
 from .. import luascript
+from ..store import Store
 
 DEFAULT_LIMIT = 100  # job types with a series of their own
 MAX_LIMIT = 10_000
@@ -56,7 +57,7 @@ class MetricsStore:
 
     _add = luascript.load("jobstats_add", "faktory.pro", constants={"OTHER": OTHER})
 
-    def __init__(self, store, kinds: tuple[str, ...], limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, store: Store, kinds: tuple[str, ...], limit: int = DEFAULT_LIMIT) -> None:
         self.store = store
         self.redis = store.redis
         self.prefix = store.prefix

@@ -26,6 +26,7 @@ from twisted.web.template import Tag, tags
 from .. import luascript
 from ..job import QUEUE_NAME
 from ..plugin import WebPage
+from ..store import Store
 from ..web.i18n import N_, for_request
 from .pages import table, with_code
 
@@ -111,7 +112,7 @@ def parse_throttles(config: dict[str, Any]) -> list[Throttle]:
 
 
 class ThrottleStore:
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.redis = store.redis
         self.prefix = store.prefix
 

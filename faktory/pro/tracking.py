@@ -25,6 +25,7 @@ from .. import luascript, wire
 from ..errors import CommandError
 from ..job import dumps, format_time, parse_time
 from ..protocol import OK
+from ..store import Store
 
 log = Logger()
 
@@ -55,7 +56,7 @@ class TrackingStore:
     _state = luascript.load("tracking_state", "faktory.pro")
     _progress = luascript.load("tracking_progress", "faktory.pro")
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.redis = store.redis
         self.prefix = store.prefix
 

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from .. import luascript
 from ..errors import Halt
 from ..job import JobError, scheduled_at
+from ..store import Store
 
 log = Logger()
 
@@ -33,7 +34,7 @@ _RELEASE = luascript.load("unique_release", "faktory.pro")
 class UniqueStore:
     """``unique:<sha256 of jobtype, args, queue>`` -> owner jid, with a TTL."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.redis = store.redis
         self.prefix = store.prefix
 

@@ -12,6 +12,7 @@ import binascii
 import json
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from klein import Klein
@@ -31,6 +32,9 @@ from .guard import Guard, script_prefix
 from .live import control as live_control
 from .orphans import release_cell
 from .queue_filter import QueueFilter
+
+if TYPE_CHECKING:  # the server builds this; imports run downwards only
+    from ..server import FaktoryServer
 
 log = Logger()
 
@@ -98,7 +102,7 @@ _SET_PATHS = "any(" + ", ".join(sorted(_SET_BY_PATH)) + ")"
 class WebUI:
     app = Klein()
 
-    def __init__(self, server) -> None:
+    def __init__(self, server: FaktoryServer) -> None:
         self.server = server
 
     def resource(self):
