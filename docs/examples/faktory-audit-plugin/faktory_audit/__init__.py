@@ -69,7 +69,7 @@ class AuditTrail:
         await self.record("fail", job, errtype=failure.get("errtype", ""))
 
     async def record(self, event: str, job: dict, **extra: Any) -> None:
-        now = self.server.clock.seconds()
+        now = self.server.reactor.seconds()
         entry = {
             "id": uuid.uuid4().hex[:12],
             "at": now,
@@ -95,7 +95,7 @@ class AuditTrail:
 
     # -- periodic retention -----------------------------------------------------
     async def sweep(self) -> int:
-        cutoff = self.server.clock.seconds() - self.max_age
+        cutoff = self.server.reactor.seconds() - self.max_age
         gone = await self.server.redis.execute_command(
             "ZREMRANGEBYSCORE", self.key, "-inf", f"({cutoff}"
         )
