@@ -11,6 +11,7 @@ from . import (
     FAKTORY_COMPAT_VERSION,
     __version__,
     config,
+    gctune,
     multiproc,
     namespace,
     plugins,
@@ -331,4 +332,7 @@ def config_keys() -> list[tuple[str, str, str, str, str]]:
 def makeService(config: Options, reactor=None) -> FaktoryServer:
     server = FaktoryServer(config.settings(), reactor, builtin_plugins)
     server.fatal_exit_status = 1
+    # The server process's collector, once start-up has loaded everything
+    # (in-process tests build the server themselves and keep theirs).
+    server.reactor.callWhenRunning(gctune.tune)
     return server
