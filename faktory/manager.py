@@ -23,17 +23,16 @@ from twisted.logger import Logger
 from . import failure as failures
 from . import job as jobs
 from .awaitable import resolve
-from .errors import CommandError, Discard, StorageUnavailable
+from .errors import CommandError, Discard
 from .job import JobError, format_time
 from .store import Store
+from .sweeps import Sweeps
 from .undo import STEP, PushUndo, mark_step
 
 log = Logger()
 
 FETCH_WAIT = 2.0  # seconds a FETCH waits for work, as the real server does
-BATCH = 100  # jobs moved per sweep step: bounded Redis work per call
 JOB_OVERHEAD = 128  # bytes Redis spends on a stored job beyond its JSON (estimate)
-HELD_RECHECK = 5.0  # seconds between two looks at one jid's held copies
 
 Middleware = Callable[..., Any]
 
@@ -106,7 +105,7 @@ class FetchContext:
             self.waiter.fire(False)
 
 
-class Manager:
+class Manager(Sweeps):
     def __init__(
         self, store: Store, clock: IReactorTime | None = None, rng: random.Random | None = None
     ) -> None:
@@ -539,67 +538,3 @@ class Manager:
         return await self.store.settle_failure(
             jid, local_day(now), raw, "dead", now + jobs.DEAD_TTL, stored.decode("utf-8", "replace")
         )
-
-    # -- periodic sweeps ------------------------------------------------------
-    def _stat(self, name: str, **add: Any) -> dict[str, Any]:
-        stats = self.task_stats.setdefault(name, {"cycles": 0, "enqueued": 0, "wall_time_sec": 0.0})
-        for k, v in add.items():
-            stats[k] = stats.get(k, 0) + v
-        return stats
-
-    async def promote(self, name: str) -> int:
-        """Move due ``scheduled`` or ``retries`` jobs into their queues, 100 at a time."""
-        started = time.monotonic()
-        moved = 0
-        while True:
-            now = self.now()
-            n = await self.store.promote(name, now, format_time(now), BATCH)
-            moved += n
-            if n < BATCH:
-                break
-        self._stat(
-            name.capitalize(), cycles=1, enqueued=moved, wall_time_sec=time.monotonic() - started
-        )
-        return moved
-
-    async def purge_dead(self) -> int:
-        started = time.monotonic()
-        gone = await self.store.purge("dead", self.now(), BATCH * 10)
-        self._stat("Dead", cycles=1, wall_time_sec=time.monotonic() - started)
-        return gone
-
-    async def reap_reservations(self) -> int:
-        """Fail jobs whose reservation ran out: their worker died or hung."""
-        reaped = 0
-        stuck = 0  # left reserved this pass: skipped, so they cannot hide the rest
-        while True:
-            jids = await self.store.expired_reservations(self.now(), BATCH, stuck)
-            for jid in jids:
-                raw = await self.store.reservation(jid)
-                if raw is None:
-                    await self.store.drop_orphan_expiry(jid)
-                    continue
-                try:
-                    settled = await self._fail_reservation(
-                        jid, raw, "ReservationExpired", "Faktory job reservation expired", None
-                    )
-                except StorageUnavailable:
-                    raise
-                except Exception:
-                    # A job that a fail middleware chokes on stays reserved and is
-                    # tried again next time; it must not hold up the others.
-                    log.failure("Cannot fail job {jid} whose reservation expired", jid=jid)
-                    stuck += 1
-                    continue
-                if settled:
-                    reaped += 1
-                    log.info("Reservation for job {jid} expired", jid=jid)
-            if len(jids) < BATCH:
-                break
-        # Copies of a jid held while another was reserved, whose reservation
-        # ended without handing them back (see lua/held.lua).
-        now = self.now()
-        await self.store.release_held(now, now - HELD_RECHECK, BATCH)
-        stats = self.task_stats.setdefault("Busy", {"reaped": 0})
-        stats["reaped"] += reaped
-        return reaped
