@@ -20,7 +20,9 @@ from sentinelset import REDIS, RedisHA
 from helpers import Client, ReplyError, ServerProcess, config_dir
 
 pytestmark = pytest.mark.skipif(
-    not os.access(REDIS, os.X_OK), reason="needs Debian's redis-server (scripts/test installs it)"
+    # CI installs it: there a missing binary fails the test instead of skipping it
+    not os.access(REDIS, os.X_OK) and not os.environ.get("CI"),
+    reason="needs Debian's redis-server (scripts/test installs it)",
 )
 
 LOAD_BEFORE = 3.0  # seconds of traffic before the kill

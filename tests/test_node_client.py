@@ -13,7 +13,9 @@ import pytest
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not os.path.isdir(os.path.join(NODE_DIR, "node_modules")),
+    # CI installs them: there a missing client fails the tests instead of skipping them
+    (shutil.which("node") is None or not os.path.isdir(os.path.join(NODE_DIR, "node_modules")))
+    and not os.environ.get("CI"),
     reason="node or tests/node/node_modules missing (scripts/test runs npm install)",
 )
 

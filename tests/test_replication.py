@@ -20,7 +20,9 @@ from faktory import replication
 from helpers import Client, ReplyError, ServerProcess, config_dir, free_port
 
 pytestmark = pytest.mark.skipif(
-    not os.access(REDIS, os.X_OK), reason="needs Debian's redis-server (scripts/test installs it)"
+    # CI installs it: there a missing binary fails the test instead of skipping it
+    not os.access(REDIS, os.X_OK) and not os.environ.get("CI"),
+    reason="needs Debian's redis-server (scripts/test installs it)",
 )
 
 
