@@ -248,3 +248,13 @@ def pwdhash(password: str, salt: str, iterations: int) -> str:
     for _ in range(iterations - 1):
         digest = hashlib.sha256(digest).digest()
     return digest.hex()
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``faktory-cli ARGS`` as an operator runs it (a subprocess), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "faktory.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -10,8 +10,6 @@ import gzip
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,13 +19,9 @@ from twisted.internet import defer, reactor
 
 from faktory import backup
 from faktory.server import FaktoryServer, Settings
-from helpers import ServerProcess, short_tmpdir
+from helpers import ServerProcess, run_cli, short_tmpdir
 
-CLI = [sys.executable, "-m", "faktory.cli"]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+cli = run_cli
 
 
 def contents(data_dir: str) -> dict[str, object]:

@@ -10,8 +10,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 
 import pytest
 import pytest_twisted
@@ -20,7 +18,7 @@ from twisted.internet import reactor
 
 from faktory import backup
 from faktory.server import FaktoryServer, Settings
-from helpers import ServerProcess, short_tmpdir
+from helpers import ServerProcess, run_cli, short_tmpdir
 
 DEBIAN_REDIS = "/usr/bin/redis-server"  # Redis 7: AOF in appendonlydir/
 
@@ -114,21 +112,7 @@ def test_cli_backup_output_is_private(tmp_path):
         c.close()
         srv.stop()
         out = str(tmp_path / "b.jsonl.gz")
-        made = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "faktory.cli",
-                "backup",
-                "--data-dir",
-                srv.data_dir,
-                "--output",
-                out,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        made = run_cli("backup", "--data-dir", srv.data_dir, "--output", out)
         assert made.returncode == 0, made.stderr
         assert mode(out) == 0o600
         assert_private(srv.data_dir)  # the CLI's own Redis wrote private files too

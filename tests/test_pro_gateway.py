@@ -18,7 +18,7 @@ from redis.retry import Retry
 
 from faktory import backup
 from faktory.redisproc import find_redis_server
-from helpers import ServerProcess, config_dir, free_port, short_tmpdir
+from helpers import ServerProcess, config_dir, free_port, run_cli, short_tmpdir
 
 PASSWORD = "gw-secret"  # the gateway's own
 WORKER_PASSWORD = "worker-secret"
@@ -251,21 +251,7 @@ def test_cli_sees_a_running_server_behind_the_gateway_acl(srv, tmp_path):
     and leave its data dir alone."""
     assert backup.server_running(srv.data_dir)
     out = str(tmp_path / "b.jsonl.gz")
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "faktory.cli",
-            "backup",
-            "--data-dir",
-            srv.data_dir,
-            "--output",
-            out,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = run_cli("backup", "--data-dir", srv.data_dir, "--output", out)
     assert refused.returncode == 1 and "in use by" in refused.stderr
     assert not os.path.exists(out)
     c = srv.client(password=WORKER_PASSWORD)  # and the server still works
