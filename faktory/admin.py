@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from . import FAKTORY_COMPAT_VERSION
+from . import FAKTORY_COMPAT_VERSION, removal
 from .awaitable import resolve
 from .errors import gather
 from .job import DEAD_TTL, format_time, parse_time
@@ -134,9 +134,29 @@ class Admin:
     def resume_queues(self, names: list[str]) -> defer.Deferred:
         return self.store.queue_control("resume", names)
 
-    def remove_queues(self, names: list[str]) -> defer.Deferred:
-        """Delete every job of these queues and forget them."""
-        return self.store.queue_control("remove", names)
+    async def remove_queues(self, names: list[str]) -> int:
+        """Delete every job of these queues and forget them; returns how many
+        queues were known.  One atomic step per call when no feature needs to
+        hear of the jobs; else each queue goes in steps of ``ACT_BATCH`` jobs
+        (each atomic) handed to the ``removed`` hook, at most its size at the
+        start plus two steps, then whatever racing pushes added goes at once."""
+        wanted = removal.probe(self.manager)
+        if not wanted:
+            return await self.store.queue_control("remove", names)
+        known = 0
+        sizes = await self.store.queue_sizes(names)
+        for name in dict.fromkeys(names):
+            steps = sizes.get(name, 0) // self.ACT_BATCH + 2
+            gone, seen = False, False
+            while not gone and steps > 0:
+                n, gone, removed = await self.store.queue_drain(name, self.ACT_BATCH, wanted)
+                await removal.notify(self.manager, removed, removal.DISCARD)
+                seen = seen or gone or n > 0
+                steps -= 1
+            if not gone:
+                seen = await self.store.queue_control("remove", [name]) > 0 or seen
+            known += seen
+        return known
 
     def paused_queues(self) -> defer.Deferred:
         return self.store.paused_queues()
@@ -155,9 +175,11 @@ class Admin:
             out[name] = max(0.0, now - min(times)) if times else 0.0
         return out
 
-    def delete_queue_jobs(self, name: str, items: list[tuple[int, bytes]]) -> defer.Deferred:
+    async def delete_queue_jobs(self, name: str, items: list[tuple[int, bytes]]) -> int:
         """Remove these exact (priority, payload) entries from a queue."""
-        return self.store.queue_delete(name, items)
+        n, removed = await self.store.queue_delete(name, items, removal.probe(self.manager))
+        await removal.notify(self.manager, removed, removal.DISCARD)
+        return n
 
     async def set_page(
         self,
@@ -213,14 +235,17 @@ class Admin:
             raise ValueError(f"invalid action: {action}")
         now = self.server.reactor.seconds()
         now_str, dead_score = format_time(now), now + DEAD_TTL
+        wanted = removal.probe(self.manager) if op != "retry" else ""
+        gone = removal.KILL if op == "kill" else removal.DISCARD
         if keys is None:
             if op == "delete":
-                total = (await self.store.set_sizes())[name]
-                await self.store.set_clear(name)
-                return total
+                return await self.clear_set(name)
             done = 0
             while True:
-                n = await self.store.set_act(name, op, None, now_str, dead_score, self.ACT_BATCH)
+                n, removed = await self.store.set_act(
+                    name, op, None, now_str, dead_score, self.ACT_BATCH, wanted
+                )
+                await removal.notify(self.manager, removed, gone)
                 done += n
                 if n < self.ACT_BATCH:
                     return done
@@ -228,7 +253,29 @@ class Admin:
         done = 0
         for i in range(0, len(pairs), self.ACT_BATCH):
             chunk = pairs[i : i + self.ACT_BATCH]
-            done += await self.store.set_act(name, op, chunk, now_str, dead_score)
+            n, removed = await self.store.set_act(name, op, chunk, now_str, dead_score, 0, wanted)
+            await removal.notify(self.manager, removed, gone)
+            done += n
+        return done
+
+    async def clear_set(self, name: str) -> int:
+        """Empty a sorted set; returns how many entries went.  One UNLINK when
+        no feature needs to hear of its jobs (no ``removed`` middleware); else
+        steps of ``ACT_BATCH`` entries, each atomic, handed to that hook (a
+        unique lock is released), never more than the set held at the start:
+        an entry added meanwhile may stay."""
+        total = (await self.store.set_sizes())[name]
+        wanted = removal.probe(self.manager)
+        if not wanted:
+            await self.store.set_clear(name)
+            return total
+        done = 0
+        while done < total:
+            n, removed = await self.store.set_drain(name, min(self.ACT_BATCH, total - done), wanted)
+            await removal.notify(self.manager, removed, removal.DISCARD)
+            if n == 0:
+                break
+            done += n
         return done
 
     # -- QUEUE and MUTATE (work protocol, CLI) --------------------------------------
@@ -248,7 +295,9 @@ class Admin:
             raise ValueError(f"no such QUEUE subcommand: {sub}")
         if "*" in names:
             names = await self.store.queue_names()
-        if names:
+        if names and sub == "REMOVE":
+            await self.remove_queues(names)
+        elif names:
             await self.store.queue_control(ops[sub], names)
         return None
 
@@ -264,9 +313,7 @@ class Admin:
         if cmd not in self.MUTATE_OPS:
             raise ValueError("unknown mutate operation")
         if cmd == "clear" or (cmd == "discard" and filt is None):
-            total = (await self.store.set_sizes())[target]
-            await self.store.set_clear(target)
-            return total
+            return await self.clear_set(target)
         filt = filt or {}
         # As in Go, any jids at all (even "") select by jid only: an empty jid
         # matches nothing, never the whole set.
@@ -283,11 +330,14 @@ class Admin:
                 needle = '"jobtype":' + json.dumps(str(jobtype), ensure_ascii=False)
         now = self.server.reactor.seconds()
         now_str, dead_score = format_time(now), now + DEAD_TTL
+        wanted = removal.probe(self.manager) if cmd != "requeue" else ""
+        gone = removal.KILL if cmd == "kill" else removal.DISCARD
         cursor, done, steps = "0", 0, 0
         while True:
-            cursor, n = await self.store.mutate_step(
-                target, cursor, match, cmd, now_str, dead_score, needle, jids
+            cursor, n, removed = await self.store.mutate_step(
+                target, cursor, match, cmd, now_str, dead_score, needle, jids, wanted
             )
+            await removal.notify(self.manager, removed, gone)
             done += n
             steps += 1
             if steps % 100 == 0:

@@ -10,13 +10,17 @@ a set of any size never blocks Redis or the reactor for long."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from . import luascript
+from . import luascript, removal
 from .job import DEAD_TTL, format_time
 from .store import Store
+
+if TYPE_CHECKING:
+    from .manager import Manager
 
 log = Logger()
 
@@ -71,19 +75,26 @@ class Groups:
         ordered = sorted(groups.values(), key=lambda g: (-g.count, g.value))
         return Grouping(ordered, counted, index < 0)
 
-    async def act(self, name: str, by: str, value: str, op: str) -> int:
+    async def act(
+        self, name: str, by: str, value: str, op: str, manager: Manager | None = None
+    ) -> int:
         """``retry`` (back into its queue now) or ``delete`` every entry of
-        ``name`` whose error class / job type is ``value``; returns how many."""
+        ``name`` whose error class / job type is ``value``; returns how many.
+        Deleted jobs go through the ``manager``'s ``removed`` hook."""
         _check(name, by)
         if op not in OPS:
             raise ValueError(f"invalid action: {op}")
         now = self.clock.seconds()
         args = [self.prefix, self.store.origin, name]
-        rest = [by, value, op, format_time(now), repr(now + DEAD_TTL)]
+        wanted = removal.probe(manager) if manager is not None else ""
+        rest = [by, value, op, format_time(now), repr(now + DEAD_TTL), wanted]
         cursor, done = b"0", 0
         while True:
-            cursor, n = await self._act(self.redis, (*args, cursor, *rest))
+            reply = await self._act(self.redis, (*args, cursor, *rest))
+            (cursor, n), removed = removal.split(reply, 2)
             done += int(n)
+            if removed and manager is not None:
+                await removal.notify(manager, removed, removal.DISCARD)
             if cursor in (b"0", "0", 0):
                 break
         what = "error class" if by == "errtype" else "job type"

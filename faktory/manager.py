@@ -123,6 +123,9 @@ class Manager(Sweeps):
             # reservation) with outcome "ack", "retry", "dead", "drop" or "discard"
             # and the reservation's reserved_at/expiry/wid (batches, tracking, metrics).
             "settled": [],
+            # After an operator removed a job by hand: fn(job, action) with
+            # action "discard" or "kill" (see faktory.removal).
+            "removed": [],
         }
         # Per middleware: the ``custom`` keys it is about (None: every job).
         self._custom: dict[str, list[tuple[str, ...] | None]] = {c: [] for c in self.middleware}
@@ -163,7 +166,7 @@ class Manager(Sweeps):
         undo: Middleware | None = None,
     ) -> None:
         """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``,
-        ``settled``).  With ``custom`` it runs only for jobs whose ``custom``
+        ``settled``, ``removed``).  With ``custom`` it runs only for jobs whose ``custom``
         object has one of these keys: most jobs then skip it without a call,
         and FETCH does not even decode them.
 

@@ -24,6 +24,8 @@ plugin's ``setup(server)`` is called; it registers what it adds:
     settled (exactly once, even with several servers): ``outcome`` is
     ``"ack"``, ``"retry"``, ``"dead"``, ``"drop"`` (failed, retry 0) or
     ``"discard"`` (dropped at fetch); ``reservation`` has ``reserved_at``.
+  - ``"removed"`` ``fn(job, action)`` after an operator deleted (``"discard"``)
+    or killed (``"kill"``) a job by hand: web UI, ``MUTATE``, ``faktory-cli``.
 
   ``use(chain, fn, custom=("key", ...))`` runs ``fn`` only for jobs whose
   ``custom`` object has one of those keys: every other job skips it without

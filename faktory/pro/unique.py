@@ -7,8 +7,9 @@ The lock is one Redis key per (jobtype, args, queue) digest, taken with
 the owner can release it: at FETCH for ``unique_until = "start"``, at ACK
 for ``"success"`` (the default, kept through retries), when the job will not
 run again (FAIL with ``retry: 0``, death after its last retry, an expired job
-dropped at FETCH), and when the PUSH that took it fails after all (a later
-middleware refused the job, or it could not be stored).  It always expires
+dropped at FETCH, deleted or killed by an operator), and when the PUSH that
+took it fails after all (a later middleware refused the job, or it could not
+be stored).  It always expires
 after ``unique_for`` seconds, plus the delay of a scheduled job.
 """
 
@@ -88,6 +89,7 @@ class UniquePlugin:
         server.manager.use("push", self.on_push, custom=("unique_for",), undo=self.undo_push)
         server.manager.use("fetch", self.on_fetch, custom=("unique_for",))
         server.manager.use("settled", self.on_settled, custom=("unique_for",))
+        server.manager.use("removed", self.on_removed, custom=("unique_for",))
 
     def shutdown(self, server) -> None:
         pass
@@ -124,6 +126,13 @@ class UniquePlugin:
         that will be retried keeps it."""
         if outcome == "retry":
             return
+        if _terms_or_none(job) is not None:
+            await self.store.release(job)
+
+    async def on_removed(self, job: dict, action: str) -> None:
+        """An operator deleted or killed the job by hand: it will not run
+        again, so a re-push must be accepted.  The release is compare-and-
+        delete, so a lock another job took since is left alone."""
         if _terms_or_none(job) is not None:
             await self.store.release(job)
 

@@ -14,6 +14,7 @@ class QueueStorage(StorageBase):
     _queue_sizes = script("queue_sizes")
     _queue_page = script("queue_page")
     _queue_delete = script("queue_delete")
+    _queue_drain = script("queue_drain")
     _queue_oldest = script("queue_oldest")
     _queue_control = script("queue_control")
 
@@ -48,14 +49,23 @@ class QueueStorage(StorageBase):
         flat = yield self._queue_page(self.redis, (self.prefix, queue, start, count))
         return int(flat[0]), [(int(flat[i]), flat[i + 1]) for i in range(1, len(flat), 2)]
 
-    def queue_delete(self, queue: str, items: list[tuple[int, bytes]]) -> defer.Deferred:
-        """Remove these exact (priority, job) entries; fires with how many went."""
+    def queue_delete(
+        self, queue: str, items: list[tuple[int, bytes]], probe: str = ""
+    ) -> defer.Deferred:
+        """Remove these exact (priority, job) entries; fires with (how many
+        went, the removed jobs ``probe`` wants: see faktory.removal)."""
         if not items:
-            return defer.succeed(0)
-        args = [self.prefix, queue]
+            return defer.succeed((0, []))
+        args = [self.prefix, queue, probe]
         for priority, raw in items:
             args += [priority, raw]
-        return self._queue_delete(self.redis, args).addCallback(int)
+        return self._queue_delete(self.redis, args).addCallback(lambda r: (int(r[0]), r[1:]))
+
+    def queue_drain(self, queue: str, limit: int, probe: str) -> defer.Deferred:
+        """Delete up to ``limit`` jobs of a queue, forgetting it once empty:
+        (jobs deleted, whether it is gone, the jobs ``probe`` wants)."""
+        d = self._queue_drain(self.redis, (self.prefix, queue, limit, probe))
+        return d.addCallback(lambda r: (int(r[0]), bool(int(r[1])), r[2:]))
 
     @defer.inlineCallbacks
     def queue_oldest(self, names: list[str]):

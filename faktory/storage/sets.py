@@ -17,6 +17,7 @@ class SetStorage(StorageBase):
     _set_filter = script("set_filter")
     _set_act = script("set_act")
     _mutate_step = script("mutate_step")
+    _set_drain = script("set_drain")
 
     def schedule(self, name: str, score: float, payload: str) -> defer.Deferred:
         return self.redis.execute_command("ZADD", self.prefix + name, repr(score), payload)
@@ -84,19 +85,26 @@ class SetStorage(StorageBase):
         now_str: str,
         dead_score: float,
         limit: int = 100,
+        probe: str = "",
     ) -> defer.Deferred:
         """``delete``/``retry``/``kill`` the entries ``keys`` ([(score, jid)]),
-        or with ``keys=None`` the first ``limit`` entries; fires with the count."""
-        args = [self.prefix, self.origin, name, action, now_str, repr(dead_score)]
+        or with ``keys=None`` the first ``limit`` entries; fires with (count,
+        the deleted/killed jobs ``probe`` wants: see faktory.removal)."""
+        args = [self.prefix, self.origin, name, action, now_str, repr(dead_score), probe]
         if keys is None:
             args += ["*", limit]
         else:
             for score, jid in keys:
                 args += [score, '"jid":' + json.dumps(jid, ensure_ascii=False), jid]
-        return self._set_act(self.redis, args).addCallback(int)
+        return self._set_act(self.redis, args).addCallback(lambda r: (int(r[0]), r[1:]))
 
     def set_clear(self, name: str) -> defer.Deferred:
         return self.redis.execute_command("UNLINK", self.prefix + name)
+
+    def set_drain(self, name: str, limit: int, probe: str) -> defer.Deferred:
+        """Remove the first ``limit`` entries: (count, the jobs ``probe`` wants)."""
+        d = self._set_drain(self.redis, (self.prefix, name, limit, probe))
+        return d.addCallback(lambda r: (int(r[0]), r[1:]))
 
     def mutate_step(
         self,
@@ -108,9 +116,11 @@ class SetStorage(StorageBase):
         dead_score: float,
         needle: str,
         jids: list[str],
+        probe: str = "",
     ) -> defer.Deferred:
-        """One ZSCAN step of a MUTATE, acted on atomically: (next cursor, count).
-        ``jids`` alternates ``'"jid":<json>'`` needles and the jids they find."""
+        """One ZSCAN step of a MUTATE, acted on atomically: (next cursor, count,
+        the discarded/killed jobs ``probe`` wants).  ``jids`` alternates
+        ``'"jid":<json>'`` needles and the jids they find."""
         args = (
             self.prefix,
             self.origin,
@@ -121,6 +131,7 @@ class SetStorage(StorageBase):
             now_str,
             repr(dead_score),
             needle,
+            probe,
         )
         d = self._mutate_step(self.redis, args + tuple(jids))
-        return d.addCallback(lambda r: (r[0], int(r[1])))
+        return d.addCallback(lambda r: (r[0], int(r[1]), r[2:]))

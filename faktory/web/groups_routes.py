@@ -32,7 +32,8 @@ async def _act(self, request, set_path: str):
     op, value = _arg(request, "action"), _arg(request, "value")
     if op not in ("retry", "delete"):
         raise BadParameter(op)
-    n = await Groups(self.server.store, self.server.reactor).act(kind.name, by, value, op)
+    groups = Groups(self.server.store, self.server.reactor)
+    n = await groups.act(kind.name, by, value, op, self.server.manager)
     t = self._t(request)
     name = value or t._("(none)")
     if op == "retry":
