@@ -264,7 +264,7 @@ def test_every_page_survives_odd_stored_values(odd):
 
 
 def test_odd_values_in_headless_chromium(odd):
-    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from test_web_browser import CHROMEDRIVER, CHROMIUM, FLAGS
