@@ -28,6 +28,7 @@ SETS = ("retries", "dead")
 BY = ("errtype", "jobtype")
 OPS = ("retry", "delete")
 UNREADABLE = "(unreadable)"
+SAMPLE_CHARS = 200  # characters of a group's sample error message
 
 
 @dataclass
@@ -48,7 +49,9 @@ class Groups:
     SCAN = 2000  # members one counting step reads inside Redis
     LIMIT = 200_000  # members one count reads at most
 
-    _count = luascript.load("group_count", constants={"UNREADABLE": UNREADABLE})
+    _count = luascript.load(
+        "group_count", constants={"UNREADABLE": UNREADABLE, "SAMPLE_CHARS": SAMPLE_CHARS}
+    )
     _act = luascript.load("group_act", constants={"UNREADABLE": UNREADABLE})
 
     def __init__(self, store: Store, clock: IReactorTime) -> None:

@@ -20,6 +20,7 @@ from . import wire
 QUEUE_NAME = re.compile(r"\A[a-zA-Z0-9._-]+\Z")
 DEFAULT_RETRY = 25
 DEFAULT_PRIORITY = 5
+MIN_PRIORITY, MAX_PRIORITY = 1, 9
 DEFAULT_RESERVE_FOR = 1800
 MAX_RESERVE_FOR = 86400
 MIN_RESERVE_FOR = 60
@@ -282,9 +283,9 @@ def _clamp_priority(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return max(1, min(9, int(value)))
+        return max(MIN_PRIORITY, min(MAX_PRIORITY, int(value)))
     if wire.is_big(value):
-        return 1 if value.text.startswith("-") else 9
+        return MIN_PRIORITY if value.text.startswith("-") else MAX_PRIORITY
     return None
 
 
@@ -305,8 +306,8 @@ def serialize(job: dict) -> str:
 def priority(job: dict) -> int:
     """1-9; a stored job may hold anything there (validate clamps at PUSH)."""
     value = job.get("priority", DEFAULT_PRIORITY)
-    if type(value) is int and 1 <= value <= 9:
+    if type(value) is int and MIN_PRIORITY <= value <= MAX_PRIORITY:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return max(1, min(9, int(value)))
+        return max(MIN_PRIORITY, min(MAX_PRIORITY, int(value)))
     return DEFAULT_PRIORITY

@@ -11,10 +11,21 @@ that order, before the script's own text.  A fragment is looked up in the
 script's own directory, then in ``faktory/lua/``; ``fragments`` replaces one
 by name (the throttle feature puts its FETCH/ACK limits in this way).
 
-Numbers the Python side owns (the dead-set TTL, the reservation limits...)
-are never written in a ``.lua`` file: a script uses them by name and ``load``
-declares the ones it uses as ``local NAME = value`` from ``constants``
-(``CONSTANTS`` plus the caller's), so they come from one place in Python.
+Numbers the Python side owns (the dead-set TTL, the reservation limits, the
+priority range, the batch TTLs...) are never written in a ``.lua`` file: a
+script uses them by an UPPER_CASE name, and ``load`` puts ``local NAME =
+value`` lines for the names it uses at the top of the composed text, taking
+the values from ``CONSTANTS`` (the core's) plus the caller's ``constants``
+(a feature's own, e.g. ``pro.batch_scripts``).  A name that is neither
+provided nor declared by a ``local`` in the script is refused at load (the
+server does not start), and ``tests/test_store.py`` fails if a ``.lua`` file
+writes one of the provided numbers as a bare literal.
+
+Why at load time rather than in ARGV: the values are fixed for the process,
+so they belong in the script's text; every EVALSHA then carries only the
+arguments that change per call (FETCH and ACK stay short), and the SHA of a
+script changes with its constants, so two servers with different values
+never run each other's cached copy.
 """
 
 from __future__ import annotations
@@ -28,17 +39,34 @@ from typing import Any
 import txredisapi
 from twisted.internet import defer
 
-from .job import DEAD_TTL, DEFAULT_RESERVE_FOR, MAX_RESERVE_FOR, MIN_RESERVE_FOR
+from . import job
+
+# How long a FETCH's "someone waits on this queue" flag lives (``wait:<queue>``,
+# so a PUSH publishes a wake-up): longer than a FETCH waits (manager.FETCH_WAIT).
+WAIT_FLAG_MS = 3000
+SCAN_STEP = 100  # members one ZSCAN step of a set action reads (MUTATE, group actions)
+REAP_STEP = 1000  # dead worker records one sweep removes at most
 
 # The core's numbers every script may use by name.
 CONSTANTS: dict[str, int | float | str] = {
-    "DEAD_TTL": DEAD_TTL,
-    "DEFAULT_RESERVE_FOR": DEFAULT_RESERVE_FOR,
-    "MIN_RESERVE_FOR": MIN_RESERVE_FOR,
-    "MAX_RESERVE_FOR": MAX_RESERVE_FOR,
+    "DEAD_TTL": job.DEAD_TTL,
+    "DEFAULT_RESERVE_FOR": job.DEFAULT_RESERVE_FOR,
+    "MIN_RESERVE_FOR": job.MIN_RESERVE_FOR,
+    "MAX_RESERVE_FOR": job.MAX_RESERVE_FOR,
+    "DEFAULT_PRIORITY": job.DEFAULT_PRIORITY,
+    "MIN_PRIORITY": job.MIN_PRIORITY,
+    "MAX_PRIORITY": job.MAX_PRIORITY,
+    "WAIT_FLAG_MS": WAIT_FLAG_MS,
+    "SCAN_STEP": SCAN_STEP,
+    "REAP_STEP": REAP_STEP,
 }
 
 _INCLUDE = re.compile(r"\A--\s*include:([^\n]*)\n")
+# Lua comments and short strings, blanked before looking for names.
+_NOISE = re.compile(r"--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+_NAME = re.compile(r"\b[A-Z][A-Z0-9_]+\b")
+_LOCAL = re.compile(r"\blocal[ \t]+([\w \t,]+?)[ \t]*=")
+_LUA_GLOBALS = {"ARGV", "KEYS"}
 _CORE = "faktory"
 
 
@@ -63,6 +91,20 @@ def source(
 ) -> str:
     """The full text of script ``name``: its fragments, then its own text,
     after ``local`` declarations of the constants it uses."""
+    return _text(*_compose(name, package, fragments, constants))
+
+
+def _text(used: Mapping[str, int | float | str], body: str) -> str:
+    return "".join(f"local {k} = {v!r}\n" for k, v in used.items()) + body
+
+
+def _compose(
+    name: str,
+    package: str,
+    fragments: Mapping[str, str] | None,
+    constants: Mapping[str, int | float | str] | None,
+) -> tuple[dict[str, int | float | str], str]:
+    """The constants script ``name`` uses (name -> value) and its text."""
     fragments = fragments or {}
     seen: set[str] = set()
     parts: list[str] = []
@@ -80,16 +122,26 @@ def source(
     add(_read(package, name))
     body = "".join(parts)
     values = {**CONSTANTS, **(constants or {})}
-    used = [k for k in values if re.search(rf"\b{k}\b", body)]
-    header = "".join(f"local {k} = {values[k]!r}\n" for k in used)
-    return header + body
+    code = _NOISE.sub(" ", body)
+    declared = {n.strip() for m in _LOCAL.finditer(code) for n in m.group(1).split(",")}
+    names = set(_NAME.findall(code)) - declared - _LUA_GLOBALS
+    missing = sorted(names - values.keys())
+    if missing:
+        raise LookupError(
+            f"Lua script {package}:{name} uses {', '.join(missing)}, "
+            "which the loader does not provide (see faktory.luascript)"
+        )
+    return {k: v for k, v in values.items() if k in names}, body
 
 
 class Script:
     """A Lua script run by EVALSHA, loaded on first use or after a NOSCRIPT."""
 
-    def __init__(self, source: str, name: str = "") -> None:
+    def __init__(
+        self, source: str, name: str = "", constants: Mapping[str, int | float | str] | None = None
+    ) -> None:
         self.name = name  # the .lua file's name, for ``Store.use_fragment``
+        self.constants = dict(constants or {})  # what ``load`` declared at the top
         self.source = source.encode()
         self.sha = hashlib.sha1(self.source).hexdigest()
 
@@ -113,7 +165,8 @@ def load(
     constants: Mapping[str, int | float | str] | None = None,
 ) -> Script:
     """``Script(source(...))``: the script ``lua/<name>.lua`` of ``package``."""
-    return Script(source(name, package, fragments, constants), name)
+    used, body = _compose(name, package, fragments, constants)
+    return Script(_text(used, body), name, used)
 
 
 def fragment(name: str, package: str = _CORE) -> str:

@@ -5,7 +5,10 @@ dead-set TTL, the throttle hooks that only the throttle feature fills in)."""
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
+import pkgutil
 import re
 import uuid
 from importlib import resources
@@ -14,11 +17,11 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
+import faktory
 from faktory import job as jobs
-from faktory import luascript
-from faktory.pro import batch_scripts
+from faktory import luascript, manager
 from faktory.redisconn import connect
-from faktory.store import HISTORY_TTL, Store
+from faktory.store import Store
 
 
 def _scripts(package: str) -> list[str]:
@@ -28,17 +31,26 @@ def _scripts(package: str) -> list[str]:
 
 CORE = _scripts("faktory")
 PRO = _scripts("faktory.pro")
-# Everything a script may use by name, from the Python side.
-NAMES = {
-    **luascript.CONSTANTS,
-    "HISTORY_TTL": HISTORY_TTL,
-    "UNREADABLE": "(unreadable)",
-    "OTHER": "other",
-    "MAX_DEPTH": batch_scripts.MAX_DEPTH,
-    "UNCOMMITTED_TTL": batch_scripts.UNCOMMITTED_TTL,
-    "ACTIVE_TTL": batch_scripts.ACTIVE_TTL,
-    "FINISHED_TTL": batch_scripts.FINISHED_TTL,
-}
+
+
+def _loaded() -> list[luascript.Script]:
+    """Every script the server builds: the ones each module loads at import,
+    and the core ones again with the throttle feature's fragment."""
+    for module in pkgutil.walk_packages(faktory.__path__, "faktory."):
+        importlib.import_module(module.name)
+    scripts = [o for o in gc.get_objects() if isinstance(o, luascript.Script) and o.name]
+    throttle = {"throttle": luascript.fragment("throttle", "faktory.pro")}
+    again = [
+        luascript.load(s.name, fragments=throttle, constants=s.constants)
+        for s in scripts
+        if s.name in CORE
+    ]
+    return scripts + again
+
+
+def _code(text: str) -> str:
+    """Lua without its comments and strings."""
+    return re.sub(r"--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"", " ", text)
 
 
 @pytest_twisted.async_yield_fixture
@@ -72,13 +84,65 @@ def _walk(folder):
 
 
 @pytest_twisted.ensureDeferred
-@pytest.mark.parametrize("package", ["faktory", "faktory.pro"])
-async def test_every_script_compiles_in_redis(pool, package):
-    for name in _scripts(package):
-        text = luascript.source(name, package, constants=NAMES)
-        assert "-- include:" not in text, name
-        sha = await pool.execute_command("SCRIPT", "LOAD", text)
-        assert len(sha) == 40, name
+async def test_every_script_the_server_builds_compiles_in_redis(pool):
+    scripts = _loaded()
+    # every .lua file is in some script the server builds, as script or fragment
+    for package, names in (("faktory", CORE), ("faktory.pro", PRO)):
+        for name in names:
+            raw = resources.files(package).joinpath("lua", name + ".lua").read_text()
+            own = re.sub(r"\A--\s*include:[^\n]*\n", "", raw)
+            assert any(own in s.source.decode() for s in scripts), (package, name)
+    for script in scripts:
+        assert b"-- include:" not in script.source, script.name
+        sha = await pool.execute_command("SCRIPT", "LOAD", script.source)
+        assert sha.decode() == script.sha, script.name
+
+
+def test_constants_come_from_python_by_name_never_as_bare_numbers():
+    scripts = _loaded()
+    # the core's constants, and every one a feature passes for its scripts
+    provided = {**luascript.CONSTANTS, **{k: v for s in scripts for k, v in s.constants.items()}}
+    assert {"DEAD_TTL", "MAX_RESERVE_FOR", "MAX_PRIORITY", "HISTORY_TTL", "MAX_DEPTH"} <= set(
+        provided
+    )
+    assert provided["DEAD_TTL"] == jobs.DEAD_TTL and provided["MAX_DEPTH"] == 64
+    # 0 and 1 are everywhere (indexes, flags); any other provided number must
+    # be used by name.  Positions (ARGV[9], b[9], #ARGV > 9) are not constants.
+    numbers = {
+        float(v)
+        for v in provided.values()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v not in (0, 1)
+    }
+    bare = []
+    for package, names in (("faktory", CORE), ("faktory.pro", PRO)):
+        for name in names:
+            raw = resources.files(package).joinpath("lua", name + ".lua").read_text()
+            for n, line in enumerate(_code(raw).splitlines(), 1):
+                if "#ARGV" in line:
+                    continue
+                line = re.sub(r"\[\s*\d+\s*\]", " ", line)
+                for m in re.finditer(r"(?<![\w.])(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])", line):
+                    if float(m.group(1)) in numbers:
+                        bare.append(f"{package}/lua/{name}.lua:{n}: {m.group(1)}")
+    assert bare == []
+
+
+def test_the_loader_refuses_a_name_it_does_not_provide():
+    # the same check stops the server at import if a .lua file has such a name
+    mine = {"throttle": "-- include: job\nlocal x = NOT_PROVIDED + MAX_PRIORITY\n"}
+    with pytest.raises(LookupError, match="fetch uses NOT_PROVIDED, which the loader"):
+        luascript.load("fetch", fragments=mine)
+    # a name the script declares itself, or one in a comment or string, is fine
+    ok = {"throttle": "local MINE = 1 -- NOT_PROVIDED\nlocal y = MINE .. 'NOPE'\n"}
+    assert luascript.load("fetch", fragments=ok).constants["DEAD_TTL"] == jobs.DEAD_TTL
+    with_it = luascript.load("fetch", fragments=mine, constants={"NOT_PROVIDED": 7})
+    assert b"local NOT_PROVIDED = 7\n" in with_it.source
+
+
+def test_the_wait_flag_outlives_a_fetch_wait():
+    # a PUSH publishes a wake-up only while the flag a waiting FETCH set is there
+    assert luascript.WAIT_FLAG_MS / 1000 > manager.FETCH_WAIT
+    assert "'PX', WAIT_FLAG_MS" in luascript.source("fetch")
 
 
 def test_fragments_come_once_in_order_and_constants_by_name():
@@ -89,11 +153,6 @@ def test_fragments_come_once_in_order_and_constants_by_name():
     assert text.index("job_fields") < text.index("throttle_check") < text.index("function hold")
     assert f"local DEAD_TTL = {jobs.DEAD_TTL}\n" in text
     assert f"local MAX_RESERVE_FOR = {jobs.MAX_RESERVE_FOR}\n" in text
-    # a number the Python side owns is never written in a .lua file
-    for name in CORE:
-        raw = resources.files("faktory").joinpath("lua", name + ".lua").read_text()
-        for value in (jobs.DEAD_TTL, jobs.MAX_RESERVE_FOR, HISTORY_TTL):
-            assert str(value) not in raw, (name, value)
     # a replaced fragment takes the place of the file of that name
     swapped = luascript.source("fetch", fragments={"throttle": "-- mine\n"})
     assert "-- mine" in swapped and "throttle_check(p" in swapped

@@ -47,6 +47,6 @@ end
 -- pcall: out of memory, Redis refuses this first write of the script (an
 -- empty FETCH must still answer null, so workers keep draining)
 for i = 6, #ARGV do
-  redis.pcall('SET', p .. 'wait:' .. ARGV[i], '1', 'PX', 3000)
+  redis.pcall('SET', p .. 'wait:' .. ARGV[i], '1', 'PX', WAIT_FLAG_MS)
 end
 return false

@@ -12,7 +12,7 @@ for _, job in ipairs(chunk) do
     order[#order + 1] = v
     local m = ''
     if j and type(j.failure) == 'table' and type(j.failure.message) == 'string' then
-      m = string.sub(j.failure.message, 1, 200)
+      m = string.sub(j.failure.message, 1, SAMPLE_CHARS)
     end
     samples[v] = m
   end

@@ -5,7 +5,7 @@
 -- ('"jid":<json>' needle, jid) pairs.  Returns {next cursor, entries acted on,
 -- the discarded/killed jobs the probe wants...}.
 local p, origin, key, op, probe = ARGV[1], ARGV[2], ARGV[1] .. ARGV[3], ARGV[6], ARGV[10]
-local res = redis.call('ZSCAN', key, ARGV[4], 'MATCH', ARGV[5], 'COUNT', 100)
+local res = redis.call('ZSCAN', key, ARGV[4], 'MATCH', ARGV[5], 'COUNT', SCAN_STEP)
 local items, out = res[2], {res[1], 0}
 for i = 1, #items, 2 do
   local job = items[i]

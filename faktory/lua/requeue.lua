@@ -28,9 +28,9 @@ local function requeue(p, origin, job, now_str)
     body = stamp .. ',' .. string.sub(job, 2)
   end
   -- whatever is stored there (a string, NaN, 1e300), the job lands in 1-9
-  local pri = tonumber(j.priority) or 5
-  if pri ~= pri then pri = 5 end
-  pri = math.max(1, math.min(9, math.floor(pri)))
+  local pri = tonumber(j.priority) or DEFAULT_PRIORITY
+  if pri ~= pri then pri = DEFAULT_PRIORITY end
+  pri = math.max(MIN_PRIORITY, math.min(MAX_PRIORITY, math.floor(pri)))
   enqueue(p, j.queue, string.format('%d', pri), body, origin)
   return true
 end

@@ -24,7 +24,7 @@ from .. import health
 from ..audit import audit, web_user
 from ..awaitable import resolve
 from ..errors import RedisRefused, StorageUnavailable, gather
-from ..job import QUEUE_NAME
+from ..job import MAX_PRIORITY, MIN_PRIORITY, QUEUE_NAME
 from ..locate import Finder
 from . import display, hosts, i18n, layout, pages
 from .groups import KINDS, group_links
@@ -89,7 +89,7 @@ def parse_queue_token(token: str) -> tuple[int, bytes]:
         raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
     except (ValueError, binascii.Error):
         raise BadParameter(token) from None
-    if not 1 <= priority <= 9:
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
         raise BadParameter(token)
     return priority, raw
 
