@@ -2,7 +2,8 @@
 ``/metrics`` endpoint on the web port.
 
 statsd is configured like the real server (reference §9.7), in any
-``conf.d/*.toml`` (or with ``DD_DOGSTATSD_URL=udp://host:port``)::
+``conf.d/*.toml`` (or with ``DD_DOGSTATSD_URL=udp://host:port``); a SIGHUP
+applies a changed table (``faktory.pro.statsd``)::
 
     [statsd]
     location = "127.0.0.1:8125"     # required to send anything
@@ -33,13 +34,9 @@ second late (and before it renders ``/metrics``).
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 from typing import Any
-from urllib.parse import urlparse
 
-from twisted.internet import defer
-from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from ..errors import gather
@@ -47,14 +44,17 @@ from ..job import parse_time
 from ..plugin import WebPage
 from .jobstats import BUCKETS, DEFAULT_LIMIT, MetricsStore, limit_setting
 from .jobtypes import JobTypesPage
+from .statsd import (
+    Statsd,
+    StatsdLink,
+    _num,
+    _tag_value,
+    statsd_settings,
+)
 
 log = Logger()
 
-GAUGE_PERIOD = 30  # seconds between global gauges, as the real server
-FLUSH_DELAY = 0.1  # statsd lines wait at most this long for a full packet
 # Duration histogram buckets (seconds) for the Prometheus endpoint.
-TAG = re.compile(r"\A[a-zA-Z][\w\-:./]*\Z")
-RESERVED_TAGS = ("host", "device", "source", "service")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KINDS = ("ok", "fail", "us", *(f"b{i}" for i in range(len(BUCKETS) + 1)))  # hash fields
 
@@ -110,148 +110,6 @@ CONFIG_KEYS = [
 ]
 
 
-class MetricsConfigError(ValueError):
-    """A ``[statsd]`` setting that cannot be used; the text says which."""
-
-
-class _UDP(DatagramProtocol):
-    """Fire-and-forget sender: statsd must never slow or break the server."""
-
-    def send(self, data: bytes, address: tuple[str, int]) -> None:
-        if self.transport is None:
-            return
-        try:
-            self.transport.write(data, address)
-        except (OSError, OverflowError, ValueError) as e:  # e.g. ECONNREFUSED
-            log.debug("statsd send failed: {e}", e=e)
-
-
-class Statsd:
-    """Buffers DogStatsD lines into packets of ``buffer_size`` lines or
-    ``FLUSH_DELAY`` seconds, whichever comes first."""
-
-    def __init__(
-        self,
-        reactor,
-        address: tuple[str, int],
-        namespace: str = "faktory.",
-        tags: list[str] | None = None,
-        buffer_size: int = 15,
-    ) -> None:
-        self.reactor = reactor
-        self.address = address
-        self.namespace = namespace
-        self.tags = list(tags or [])
-        self.buffer_size = max(1, buffer_size)
-        self.lines: list[str] = []
-        self._timer = None
-        self._proto = _UDP()
-        self._port = reactor.listenUDP(0, self._proto, interface="::" if ":" in address[0] else "")
-
-    def _emit(self, name: str, value: Any, kind: str, tags: list[str] | None) -> None:
-        line = f"{self.namespace}{name}:{value}|{kind}"
-        all_tags = self.tags + (tags or [])
-        if all_tags:
-            line += "|#" + ",".join(all_tags)
-        self.lines.append(line)
-        if len(self.lines) >= self.buffer_size:
-            self.flush()
-        elif self._timer is None:
-            self._timer = self.reactor.callLater(FLUSH_DELAY, self.flush)
-
-    def gauge(self, name: str, value: float, tags: list[str] | None = None) -> None:
-        self._emit(name, _num(value), "g", tags)
-
-    def increment(self, name: str, tags: list[str] | None = None, n: int = 1) -> None:
-        self._emit(name, n, "c", tags)
-
-    def timing(self, name: str, ms: float, tags: list[str] | None = None) -> None:
-        self._emit(name, _num(ms), "ms", tags)
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        if self.lines:
-            self._proto.send("\n".join(self.lines).encode(), self.address)
-            self.lines = []
-
-    def close(self) -> defer.Deferred:
-        self.flush()
-        return defer.maybeDeferred(self._port.stopListening)
-
-
-def _num(value: float) -> str:
-    if isinstance(value, int) or float(value).is_integer():
-        return str(int(value))
-    return f"{value:.6f}".rstrip("0")
-
-
-def _tag_value(value: str) -> str:
-    # DogStatsD separators cannot appear inside a tag.
-    return re.sub(r"[|,#\s]", "_", value)
-
-
-def statsd_settings(config: dict[str, Any], env: dict[str, str]) -> dict[str, Any] | None:
-    """Validated ``[statsd]`` settings, or None when statsd is off."""
-    section = config.get("statsd")
-    url = env.get("DD_DOGSTATSD_URL", "")
-    if section is None and not url:
-        return None
-    section = dict(section or {})
-    if not isinstance(section, dict):
-        raise MetricsConfigError("[statsd] must be a table")
-    location = section.get("location")
-    if not location and url:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("udp", "") or not parsed.hostname:
-            raise MetricsConfigError(f"DD_DOGSTATSD_URL {url!r}: use udp://host:port")
-        location = f"{parsed.hostname}:{parsed.port or 8125}"
-    if not isinstance(location, str) or not location:
-        raise MetricsConfigError('[statsd] location is required, e.g. location = "localhost:8125"')
-    host, sep, port = location.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise MetricsConfigError(f"[statsd] location {location!r}: use host:port")
-    if not 1 <= int(port) <= 65535:
-        raise MetricsConfigError(f"[statsd] location {location!r}: port must be from 1 to 65535")
-    namespace = section.get("namespace", "faktory.")
-    tags = section.get("tags", [])
-    latency = section.get("queueLatency", [])
-    size = section.get("bufferSize", 15)
-    interval = section.get("interval", GAUGE_PERIOD)
-    if not isinstance(namespace, str):
-        raise MetricsConfigError("[statsd] namespace must be a string")
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise MetricsConfigError("[statsd] tags must be a list of strings")
-    for tag in tags:
-        if not TAG.match(tag):
-            raise MetricsConfigError(
-                f"[statsd] tag {tag!r} must match \\A[a-zA-Z][\\w\\-\\:\\.\\/]*\\z"
-            )
-        if tag.partition(":")[0] in RESERVED_TAGS:
-            raise MetricsConfigError(
-                f"[statsd] tag {tag!r}: {', '.join(RESERVED_TAGS)} are reserved"
-            )
-    if not isinstance(latency, list) or not all(isinstance(q, str) for q in latency):
-        raise MetricsConfigError("[statsd] queueLatency must be a list of queue names")
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1000:
-        raise MetricsConfigError(f"[statsd] bufferSize must be from 1 to 1000, not {size!r}")
-    if isinstance(interval, bool) or not isinstance(interval, int) or not 1 <= interval <= 86400:
-        raise MetricsConfigError(
-            f"[statsd] interval must be from 1 to 86400 seconds, not {interval!r}"
-        )
-    return {
-        "interval": interval,
-        "host": host.strip("[]"),
-        "port": int(port),
-        "namespace": namespace,
-        "tags": tags,
-        "queue_latency": latency,
-        "buffer_size": size,
-    }
-
-
 def bucket_index(seconds: float) -> int:
     for i, bound in enumerate(BUCKETS):
         if seconds <= bound:
@@ -268,8 +126,7 @@ class MetricsPlugin:
     def __init__(self) -> None:
         self.server: Any = None
         self.store: MetricsStore | None = None
-        self.statsd: Statsd | None = None
-        self.queue_latency: list[str] = []
+        self.link: StatsdLink | None = None
         self.pending: dict[str, int] = defaultdict(int)
 
     @staticmethod
@@ -296,37 +153,29 @@ class MetricsPlugin:
                 path="metrics", title="Metrics", render=self.render_prometheus, nav=False, raw=True
             )
         )
-        settings = statsd_settings(server.settings.config, dict(os.environ))
-        if settings is not None:
-            host = settings["host"]
-            try:
-                address = await server.reactor.resolve(host)
-            except Exception as e:  # noqa: BLE001 - say which setting is wrong
-                raise MetricsConfigError(
-                    f"[statsd] location: cannot resolve {host!r}: {e}"
-                ) from None
-            self.statsd = Statsd(
-                server.reactor,
-                (address, settings["port"]),
-                settings["namespace"],
-                settings["tags"],
-                settings["buffer_size"],
-            )
-            self.queue_latency = settings["queue_latency"]
-            server.add_task("statsd", settings["interval"], self.send_gauges)
-            log.info("Sending statsd metrics to {host}:{port}", host=host, port=settings["port"])
+        self.link = StatsdLink(server.reactor)
+        await self.link.start(statsd_settings(server.settings.config, dict(os.environ)))
+        # Every second, cheap when off: a SIGHUP may turn statsd on or change its interval.
+        server.add_task("statsd", 1, self.send_gauges)
 
-    def reload(self, server) -> None:
-        """SIGHUP: a new ``[metrics] jobtypes`` applies at the next flush."""
+    @property
+    def statsd(self) -> Statsd | None:
+        """The running statsd client (None when off); a SIGHUP may swap it."""
+        return self.link.client if self.link is not None else None
+
+    async def reload(self, server) -> None:
+        """SIGHUP: a new ``[metrics] jobtypes`` applies at the next flush, new
+        ``[statsd]`` settings at once (checked already by ``check_config``)."""
         self.store.limit = limit_setting(server.settings.config)
+        await self.link.reload(statsd_settings(server.settings.config, dict(os.environ)))
 
     async def shutdown(self, server) -> None:
         try:
             await self.flush()
         except Exception:  # noqa: BLE001 - Redis may already be going away
             log.failure("Could not save the last job metrics")
-        if self.statsd is not None:
-            await self.statsd.close()
+        if self.link is not None:
+            await self.link.close()
 
     # -- job timings ------------------------------------------------------
     def on_settled(self, job: dict, outcome: str, reservation: dict) -> None:
@@ -372,12 +221,18 @@ class MetricsPlugin:
 
     # -- statsd gauges ----------------------------------------------------
     async def send_gauges(self) -> None:
-        server, statsd = self.server, self.statsd
+        if not self.link.due():
+            return
+        server = self.server
         store = server.store
         queues, sets, (processed, failures), rtt = await gather(
             [store.queue_sizes(), store.set_sizes(), store.counters(), self.store.rtt()]
         )
-        latency = await server.admin.queue_latency([q for q in self.queue_latency if q])
+        wanted = (self.link.settings or {}).get("queue_latency", [])
+        latency = await server.admin.queue_latency([q for q in wanted if q])
+        statsd = self.statsd  # after the waits: a SIGHUP may have swapped it
+        if statsd is None:
+            return
         statsd.gauge("processed", processed)
         statsd.gauge("failures", failures)
         statsd.gauge("connections", server.connection_count)
