@@ -103,6 +103,20 @@ def test_clearing_a_large_set_releases_every_lock_in_steps(c):
     assert json.loads(c.call("PUSHB " + json.dumps(again))) == {}  # every one accepted
 
 
+def test_removing_a_large_queue_releases_every_lock_and_forgets_it(c):
+    """QUEUE REMOVE of more jobs than one step, two priorities, one queue paused."""
+    jobs = [dict(_job("urm-bigq", n), priority=1 + n % 2 * 8) for n in range(1100)]
+    assert json.loads(c.call("PUSHB " + json.dumps(jobs))) == {}
+    assert c.call("QUEUE PAUSE urm-bigq") == "OK"
+    assert "urm-bigq" in c.info()["faktory"]["paused"]
+    assert c.call("QUEUE REMOVE urm-bigq") == "OK"
+    info = c.info()["faktory"]
+    assert "urm-bigq" not in info["queues"] and "urm-bigq" not in info["paused"]
+    again = [_again(j) for j in jobs]
+    assert json.loads(c.call("PUSHB " + json.dumps(again))) == {}  # every one accepted
+    assert c.info()["faktory"]["queues"]["urm-bigq"] == 1100
+
+
 # -- web UI over real HTTP -----------------------------------------------------
 
 
