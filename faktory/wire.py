@@ -153,23 +153,14 @@ class _PairList(list):
 
 
 _INF = float("inf")
-_flat = json.JSONDecoder(
-    parse_constant=_no_constant, parse_float=_fast_float, object_pairs_hook=_PairList
-)
-_flat_long = json.JSONDecoder(
-    parse_constant=_no_constant,
-    parse_float=_fast_float,
-    parse_int=_fast_int,
-    object_pairs_hook=_PairList,
-)
-_fast = json.JSONDecoder(
-    parse_constant=_no_constant, parse_float=_fast_float, object_pairs_hook=_fast_object
-)
-_fast_long = json.JSONDecoder(
-    parse_constant=_no_constant,
-    parse_float=_fast_float,
-    parse_int=_fast_int,
-    object_pairs_hook=_fast_object,
+# The fast decoders: objects as pair lists (_flat) or plain dicts (_fast); the
+# _long ones check integers too (parse_int None is Python's own int, in C).
+_flat, _flat_long, _fast, _fast_long = (
+    json.JSONDecoder(
+        parse_constant=_no_constant, parse_float=_fast_float, parse_int=ints, object_pairs_hook=hook
+    )
+    for hook in (_PairList, _fast_object)
+    for ints in (None, _fast_int)
 )
 _careful = json.JSONDecoder(
     parse_constant=_no_constant,
@@ -325,14 +316,24 @@ def _path(path: str, node: Any) -> str:
     return ".".join([path, *reversed(keys)])
 
 
-class List(Type):
-    """A Go slice: a JSON array whose elements are all ``elem``."""
+class _Of(Type):
+    """A Go container of ``elem``: named ``<kind><elem>``; of ``interface {}``
+    it takes its Python type as it is on the fast path."""
+
+    kind = ""
+    pytype: type = object
 
     def __init__(self, elem: Type) -> None:
         self.elem = elem
-        self.go = "[]" + ("interface {}" if isinstance(elem, AnyValue) else elem.go)
+        self.go = self.kind + ("interface {}" if isinstance(elem, AnyValue) else elem.go)
         if isinstance(elem, AnyValue):
-            self.fast = (list, None, None)
+            self.fast = (self.pytype, None, None)
+
+
+class List(_Of):
+    """A Go slice: a JSON array whose elements are all ``elem``."""
+
+    kind, pytype = "[]", list
 
     def conv(self, value, path, careful):
         if type(value) is not list:
@@ -346,14 +347,10 @@ class List(Type):
         ]
 
 
-class Map(Type):
+class Map(_Of):
     """``map[string]X``: keys as they are (case matters), the last of equal keys wins."""
 
-    def __init__(self, elem: Type) -> None:
-        self.elem = elem
-        self.go = "map[string]" + ("interface {}" if isinstance(elem, AnyValue) else elem.go)
-        if isinstance(elem, AnyValue):
-            self.fast = (dict, None, None)
+    kind, pytype = "map[string]", dict
 
     def conv(self, value, path, careful):
         if not isinstance(value, dict):
@@ -437,6 +434,8 @@ class Struct(Type):
                 if not typ.scalar:
                     out.pop(name, None)
                 continue
+            # The quick check again, for a folded key: written out twice rather
+            # than called, as this loop runs for every field of every PUSH.
             if not careful and name != key and (q := self.quick.get(name)) is not None:
                 pytype, lo, hi = q
                 if pytype is None or (type(v) is pytype and (lo is None or lo <= v <= hi)):

@@ -131,6 +131,18 @@ class ServerProcess:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
+    def wait_for_log(self, text: str, timeout: float = 15.0) -> str:
+        """The first log line holding ``text``, once it is there; the test
+        fails with the log's tail if it is not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            line = next((x for x in log.splitlines() if text in x), None)
+            if line is not None:
+                return line
+            assert time.monotonic() < deadline, f"{text!r} not logged:\n{log[-1500:]}"
+            time.sleep(0.05)
+
     def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int | None:
         if self.proc is None:
             return None

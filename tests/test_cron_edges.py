@@ -78,11 +78,7 @@ def test_sighup_refuses_such_a_template_naming_the_entry():
         with open(path, "a") as f:
             f.write(_cron("* * * * *", "Bad", "c4", 'expires_in = "soon"'))
         s.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 15
-        while "config not reloaded" not in s.log():
-            assert time.monotonic() < deadline, s.log()
-            time.sleep(0.1)
-        line = next(x for x in s.log().splitlines() if "config not reloaded" in x)
+        line = s.wait_for_log("config not reloaded")
         assert "[[cron]] entry 2 (Bad)" in line and "expires_in" in line, line
         time.sleep(1.5)
         assert s.client().info()["faktory"]["queues"].get("c4", 0) == 0

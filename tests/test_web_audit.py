@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,10 +40,7 @@ def request(srv, path: str, password: str | None, data: dict | None = None, user
 
 
 def wait_for(srv, text: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in srv.log():
-        assert time.monotonic() < deadline, f"{text!r} not logged:\n{srv.log()[-1500:]}"
-        time.sleep(0.05)
+    srv.wait_for_log(text, timeout)
     return srv.log()
 
 

@@ -20,10 +20,6 @@ from ..layout import (
 )
 
 
-def _details(ctx: Ctx, job: dict) -> Tag:
-    return tags.details(tags.summary(ctx._("JSON")), tags.pre(display.pretty(job), class_="json"))
-
-
 # -- busy -----------------------------------------------------------------------
 def busy(
     ctx: Ctx,

@@ -22,7 +22,11 @@ from ..layout import (
     when,
 )
 from ..queue_filter import QueueFilter
-from .busy import _details
+
+
+def _details(ctx: Ctx, job: dict) -> Tag:
+    """A queued job's whole JSON, folded away under its row."""
+    return tags.details(tags.summary(ctx._("JSON")), tags.pre(display.pretty(job), class_="json"))
 
 
 # -- queues -------------------------------------------------------------------

@@ -278,24 +278,50 @@
     document.querySelectorAll(selector).forEach(function (node) { node.textContent = text; });
   }
 
+  /* The polling interval both live views share: the slider and its label, the
+     choice kept in localStorage, and a timer. Returns schedule(): run tick()
+     once, an interval from now (never sooner than floor() ms, if given). */
+  function poller(tick, floor) {
+    var slider = document.getElementById("poll-interval");
+    var output = document.getElementById("poll-interval-value");
+    var stored = parseInt(window.localStorage.getItem("timeInterval") || "5000", 10);
+    var interval = Math.max(2000, isNaN(stored) ? 5000 : stored);
+    var timer = null;
+    slider.value = interval;
+    output.textContent = duration(interval / 1000);
+
+    function schedule() {
+      clearTimeout(timer);
+      timer = setTimeout(tick, floor ? Math.max(interval, floor()) : interval);
+    }
+
+    slider.addEventListener("input", function () {
+      interval = Math.max(2000, parseInt(slider.value, 10) || 5000);
+      output.textContent = duration(interval / 1000);
+    });
+    slider.addEventListener("change", function () {
+      window.localStorage.setItem("timeInterval", String(interval));
+      schedule();
+    });
+    return schedule;
+  }
+
+  /* The header's beacon blinks once at each refresh. */
+  function pulse() {
+    var beacon = document.getElementById("beacon");
+    if (!beacon) return;
+    beacon.classList.add("pulse");
+    setTimeout(function () { beacon.classList.remove("pulse"); }, 300);
+  }
+
   function liveChart() {
     var box = document.getElementById("live-chart");
     if (!box) return;
     var chart = new Chart(box);
     box.chart = chart;
     var url = box.getAttribute("data-stats-url");
-    var slider = document.getElementById("poll-interval");
-    var output = document.getElementById("poll-interval-value");
-    var stored = parseInt(window.localStorage.getItem("timeInterval") || "5000", 10);
-    var interval = Math.max(2000, isNaN(stored) ? 5000 : stored);
-    var last = null, timer = null, points = [];
-    slider.value = interval;
-    output.textContent = duration(interval / 1000);
-
-    function schedule() {
-      clearTimeout(timer);
-      timer = setTimeout(poll, interval);
-    }
+    var last = null, points = [];
+    var schedule = poller(poll);
 
     function update(stats) {
       var fk = stats.faktory, srv = stats.server;
@@ -328,11 +354,7 @@
         status.querySelector(".status-text").textContent = active ? _("active") : _("idle");
         status.title = _("Jobs in progress: {n}", { n: fmt.format(fk.sets.working) });
       }
-      var beacon = document.getElementById("beacon");
-      if (beacon) {
-        beacon.classList.add("pulse");
-        setTimeout(function () { beacon.classList.remove("pulse"); }, 300);
-      }
+      pulse();
     }
 
     function poll() {
@@ -343,14 +365,6 @@
         .then(schedule);
     }
 
-    slider.addEventListener("input", function () {
-      interval = Math.max(2000, parseInt(slider.value, 10) || 5000);
-      output.textContent = duration(interval / 1000);
-    });
-    slider.addEventListener("change", function () {
-      window.localStorage.setItem("timeInterval", String(interval));
-      schedule();
-    });
     poll();
   }
 
@@ -410,22 +424,11 @@
     var control = document.getElementById("live-control");
     var root = document.querySelector("[data-live-root]");
     if (!control || !root) return;
-    var slider = document.getElementById("poll-interval");
-    var output = document.getElementById("poll-interval-value");
     var state = control.querySelector("[data-live-state]");
-    var stored = parseInt(window.localStorage.getItem("timeInterval") || "5000", 10);
-    var interval = Math.max(2000, isNaN(stored) ? 5000 : stored);
-    var timer = null;
-    slider.value = interval;
-    output.textContent = duration(interval / 1000);
     var main = root.closest("main") || root;
     // A page drawn by scanning a queue or set says how often it may be redrawn.
     var floor = parseInt(control.getAttribute("data-min-interval") || "2000", 10) || 2000;
-
-    function schedule() {
-      clearTimeout(timer);
-      timer = setTimeout(poll, Math.max(interval, floor));
-    }
+    var schedule = poller(poll, function () { return floor; });
 
     function paused(yes) {
       state.textContent = yes ? state.getAttribute("data-paused-text") : "";
@@ -446,9 +449,7 @@
         setText('[data-stat="' + node.getAttribute("data-stat") + '"]', node.textContent);
       });
       document.dispatchEvent(new CustomEvent("faktory:refreshed"));
-      var beacon = document.getElementById("beacon");
-      beacon.classList.add("pulse");
-      setTimeout(function () { beacon.classList.remove("pulse"); }, 300);
+      pulse();
     }
 
     function poll() {
@@ -467,14 +468,6 @@
         .then(schedule);
     }
 
-    slider.addEventListener("input", function () {
-      interval = Math.max(2000, parseInt(slider.value, 10) || 5000);
-      output.textContent = duration(interval / 1000);
-    });
-    slider.addEventListener("change", function () {
-      window.localStorage.setItem("timeInterval", String(interval));
-      schedule();
-    });
     schedule();
   }
 
