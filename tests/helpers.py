@@ -17,6 +17,11 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# ``twist faktory`` in the foreground, logging plain text to stdout: how every
+# test starts a server process (add the options after it).
+TWIST = (sys.executable, "-m", "twisted", "--log-format", "text", "faktory")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -86,12 +91,7 @@ class ServerProcess:
 
     def start(self, wait: bool = True) -> ServerProcess:
         cmd = [
-            sys.executable,
-            "-m",
-            "twisted",
-            "--log-format",
-            "text",
-            "faktory",
+            *TWIST,
             "--bind",
             f"tcp:{self.port}:interface=127.0.0.1",
             "--web",

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from helpers import Client, ServerProcess, config_dir, free_port, pwdhash, short_tmpdir
+from helpers import TWIST, Client, ServerProcess, config_dir, free_port, pwdhash, short_tmpdir
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("FAKTORY_")}
 
@@ -78,18 +78,7 @@ def test_toml_feeds_password_binding_and_web_password_and_warns_on_unknown_keys(
     )
     d = short_tmpdir()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "twisted",
-            "--log-format",
-            "text",
-            "faktory",
-            "-c",
-            config_dir(toml),
-            "-d",
-            d,
-        ],
+        [*TWIST, "-c", config_dir(toml), "-d", d],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

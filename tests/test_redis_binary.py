@@ -20,7 +20,7 @@ import sys
 import pytest
 
 from faktory import datadir
-from helpers import ROOT, ServerProcess, config_dir, free_port, short_tmpdir
+from helpers import ROOT, TWIST, ServerProcess, config_dir, free_port, short_tmpdir
 
 REDIS7 = "/usr/bin/redis-server"
 ENV = dict(os.environ, PYTHONPATH=ROOT)
@@ -35,7 +35,7 @@ def redis62() -> str:
 
 def run_server(*args: str) -> tuple[int, str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "twisted", "--log-format", "text", "faktory", *args],
+        [*TWIST, *args],
         capture_output=True,
         text=True,
         timeout=30,

@@ -15,7 +15,7 @@ import time
 import pytest
 from rawredis import RawRedis
 
-from helpers import ROOT, ServerProcess, config_dir, free_port, short_tmpdir
+from helpers import ROOT, TWIST, ServerProcess, config_dir, free_port, short_tmpdir
 
 ENV = dict(os.environ, PYTHONPATH=ROOT)
 ENV.pop("FAKTORY_PASSWORD", None)
@@ -26,7 +26,7 @@ def run_server(*args: str, timeout: float = 20) -> tuple[int, str, float]:
     """Run ``twistd -n faktory`` to its end: (exit status, output, seconds)."""
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "twisted", "--log-format", "text", "faktory", *args],
+        [*TWIST, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
