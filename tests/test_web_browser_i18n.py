@@ -37,6 +37,11 @@ reports = { concurrency = 2, rate = 10, period = 60, timeout = 60 }
 
 # What a page shows people: its visible text nodes, the words in attributes
 # and the title; plus its language, direction and width.
+# The walk's pages that must answer 404 (every other one must answer 200: a
+# plugin page that is gone fails the walk instead of being walked as a 404).
+NOT_FOUND = ("/job/no-such-jid", "/no-such-page")
+
+
 COLLECT = """
 const out = new Set([document.title]);
 const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
@@ -60,6 +65,7 @@ const root = document.documentElement;
 return {
   texts: [...out], lang: root.getAttribute('lang'), dir: root.getAttribute('dir'),
   scroll: root.scrollWidth, width: window.innerWidth,
+  status: performance.getEntriesByType('navigation')[0].responseStatus,
 };
 """
 
@@ -143,7 +149,7 @@ def site():
         f"/job/{retry['jid']}",
         f"/job/{queued}",
         f"/job/{held['jid']}",
-        "/job/no-such-jid",
+        NOT_FOUND[0],
         "/retries/groups?by=errtype",
         "/morgue/groups?by=jobtype",
         "/jobtypes",
@@ -152,7 +158,7 @@ def site():
         "/cron",
         "/throttles",
         "/batches",
-        "/no-such-page",
+        NOT_FOUND[1],
     ]
     yield srv, pages
     worker.close()
@@ -177,6 +183,8 @@ def _walk(ui: UI, pages: list[str], tag: str) -> tuple[set[str], list[str]]:
         ui.d.get(ui.base + path)
         got = ui.d.execute_script(COLLECT)
         texts.update(got["texts"])
+        if got["status"] != (404 if path in NOT_FOUND else 200):
+            problems.append(f"{tag} {path}: HTTP status {got['status']}")
         if got["lang"] != tag or got["dir"] != want_dir:
             problems.append(f"{tag} {path}: lang={got['lang']} dir={got['dir']}")
         if got["scroll"] > got["width"]:
