@@ -7,12 +7,15 @@ space, and nothing acknowledged is lost (checked across a restart)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from test_redis_stress import DISK, DISK_ANY, _drain, _raw, _until
@@ -30,17 +33,34 @@ def _fill(path: str) -> None:
             pass
 
 
-def test_full_disk_is_reported_clearly_and_work_resumes_without_losing_jobs():
+@contextlib.contextmanager
+def _small_disk(web: bool = True) -> Iterator[tuple[ServerProcess, str]]:
+    """A server (not started) whose data dir is an 8 MB tmpfs, and the path of
+    a ballast file there; unmounted and removed at the end."""
     mount = short_tmpdir("fkd")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mount], check=True)
     logs = short_tmpdir("fkl")
-    srv = ServerProcess(data_dir=mount)
+    srv = ServerProcess(data_dir=mount, web=web)
     srv.log_path = os.path.join(logs, "server.log")  # the log must not fill up too
-    ballast = os.path.join(mount, "ballast")
     try:
+        yield srv, os.path.join(mount, "ballast")
+    finally:
+        srv.stop()
+        subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(mount, ignore_errors=True)
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def test_full_disk_is_reported_clearly_and_work_resumes_without_losing_jobs():
+    with _small_disk() as (srv, ballast):
         srv.start()
         c = srv.client()
         acked = [c.push(queue="disk", args=["y" * 1000])[0] for _ in range(20)]
+        # one job in retries, for the web UI's "delete all" to act on
+        worker = srv.client(wid="disk-worker")
+        retry, _ = c.push(queue="disk-retry", retry=5)
+        assert worker.fetch("disk-retry")["jid"] == retry
+        assert worker.call("FAIL " + json.dumps({"jid": retry, "message": "m"})) == "OK"
         redis = _raw(srv)
         _fill(ballast)
         # A snapshot fails too (Redis would retry it only when a save point is due).
@@ -74,6 +94,7 @@ def test_full_disk_is_reported_clearly_and_work_resumes_without_losing_jobs():
             urllib.request.urlopen(post, timeout=10)
         assert refused.value.code == 503
         assert refused.value.read().decode().startswith("Redis cannot write to disk")
+        assert c.info()["faktory"]["sets"]["retries"] == 1  # nothing half done
         os.unlink(ballast)  # space is back: nothing to do but wait
         jid, _ = _until(
             lambda: (lambda r: r[1] == "OK" and r)(c.push(queue="disk")), 30, "writes to resume"
@@ -91,27 +112,16 @@ def test_full_disk_is_reported_clearly_and_work_resumes_without_losing_jobs():
         c = srv.client()
         assert sorted(_drain(c, "disk")) == sorted(acked)
         c.close()
-    finally:
-        srv.stop()
-        subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(mount, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
 
 
 def test_nearly_full_disk_refuses_push_but_workers_still_drain():
     """The last tenth of the data dir's disk (at most 64 MiB) is kept for the
     stored work: PUSH is refused before the disk is full, ACKs still land."""
-    mount = short_tmpdir("fkd")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mount], check=True)
-    logs = short_tmpdir("fkl")
-    srv = ServerProcess(data_dir=mount, web=False)
-    srv.log_path = os.path.join(logs, "server.log")
-    ballast = os.path.join(mount, "ballast")
-    try:
+    with _small_disk(web=False) as (srv, ballast):
         srv.start()
         c = srv.client()
         acked = [c.push(queue="low", args=["z" * 500])[0] for _ in range(30)]
-        st = os.statvfs(mount)
+        st = os.statvfs(srv.data_dir)
         with open(ballast, "wb") as f:  # leave about 300 KB of the 8 MB free
             f.write(b"\0" * (st.f_bavail * st.f_frsize - 300 * 1024))
         refusal = _until(
@@ -129,8 +139,3 @@ def test_nearly_full_disk_refuses_push_but_workers_still_drain():
         assert "Redis's disk has space again" in log
         assert "cannot write to disk" not in log and "Traceback" not in log, log
         c.close()
-    finally:
-        srv.stop()
-        subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(mount, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
