@@ -46,13 +46,28 @@ def memory_tmpdir(prefix: str = "fkm") -> str:
     return short_tmpdir(prefix)
 
 
-def config_dir(toml: str) -> str:
-    """A fresh ``--config-dir`` whose ``conf.d/faktory.toml`` holds ``toml``."""
+def config_dir(toml: str, name: str = "faktory.toml") -> str:
+    """A fresh ``--config-dir`` whose ``conf.d/<name>`` holds ``toml``."""
     d = short_tmpdir("fkc")
     os.makedirs(os.path.join(d, "conf.d"))
-    with open(os.path.join(d, "conf.d", "faktory.toml"), "w") as f:
+    with open(os.path.join(d, "conf.d", name), "w") as f:
         f.write(toml)
     return d
+
+
+def refused_start(toml: str, env=None, web: bool = False) -> str:
+    """Start a server with ``toml`` as its configuration, expecting it to
+    refuse: the test fails unless it exits non-zero within 30 s; its log."""
+    conf = config_dir(toml)
+    s = ServerProcess(args=["--config-dir", conf], env=env, web=web).start(wait=False)
+    try:
+        rc = s.proc.wait(30)
+        log = s.log()
+    finally:
+        s.discard()
+        shutil.rmtree(conf, ignore_errors=True)
+    assert rc != 0, log
+    return log
 
 
 def redis_socket(server: ServerProcess) -> str:

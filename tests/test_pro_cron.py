@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from faktory.pro.cron import CronError, CronSchedule, due_slots, parse_entries
-from helpers import ServerProcess, config_dir, redis_socket
+from helpers import ServerProcess, config_dir, redis_socket, refused_start
 
 D = datetime.datetime
 
@@ -171,14 +171,8 @@ def test_two_servers_enqueue_once_per_minute(conf):
 
 
 def test_bad_cron_config_stops_startup():
-    d = config_dir('[[cron]]\nschedule = "61 * * * *"\n[cron.job]\ntype = "X"\n')
-    s = ServerProcess(args=["--config-dir", d], web=False).start(wait=False)
-    try:
-        s.proc.wait(30)
-        assert "[[cron]] entry 1: minute value out of range" in s.log()
-    finally:
-        s.discard()
-        shutil.rmtree(d, ignore_errors=True)
+    log = refused_start('[[cron]]\nschedule = "61 * * * *"\n[cron.job]\ntype = "X"\n')
+    assert "[[cron]] entry 1: minute value out of range" in log
 
 
 def test_sighup_reloads_entries_and_survives_a_broken_config():

@@ -18,7 +18,7 @@ from redis.retry import Retry
 
 from faktory import backup
 from faktory.redisproc import find_redis_server
-from helpers import ServerProcess, config_dir, free_port, run_cli, short_tmpdir
+from helpers import ServerProcess, config_dir, free_port, refused_start, run_cli, short_tmpdir
 
 PASSWORD = "gw-secret"  # the gateway's own
 WORKER_PASSWORD = "worker-secret"
@@ -217,17 +217,12 @@ def test_dangerous_commands_are_refused_by_redis(srv):
 def test_gateway_needs_its_own_password():
     """The worker password is never the gateway's: without [redis] password
     the server refuses to start, naming the setting."""
-    conf = config_dir(f'[redis]\ngateway = "127.0.0.1:{free_port()}"\n')
-    s = ServerProcess(
-        args=["--config-dir", conf], env={"FAKTORY_PASSWORD": WORKER_PASSWORD}, web=False
-    ).start(wait=False)
-    try:
-        assert s.proc.wait(30) != 0  # refuses to expose Redis with the worker password
-        assert "the Redis gateway needs its own password: set [redis] password" in s.log()
-        assert "Traceback" not in s.log()
-    finally:
-        s.discard()
-        shutil.rmtree(conf, ignore_errors=True)
+    log = refused_start(  # refuses to expose Redis with the worker password
+        f'[redis]\ngateway = "127.0.0.1:{free_port()}"\n',
+        env={"FAKTORY_PASSWORD": WORKER_PASSWORD},
+    )
+    assert "the Redis gateway needs its own password: set [redis] password" in log
+    assert "Traceback" not in log
 
 
 def test_gateway_from_config_with_its_own_password():

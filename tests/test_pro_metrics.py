@@ -14,15 +14,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import ServerProcess, short_tmpdir
+from helpers import ServerProcess, config_dir
 
 
 def write_config(statsd: str) -> str:
-    conf = short_tmpdir("fkc")
-    os.makedirs(os.path.join(conf, "conf.d"))
-    with open(os.path.join(conf, "conf.d", "statsd.toml"), "w") as f:
-        f.write(statsd)
-    return conf
+    return config_dir(statsd, "statsd.toml")
 
 
 @pytest.fixture(scope="module")
