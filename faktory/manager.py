@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from . import failure as failures
 from . import job as jobs
+from . import wire
 from .awaitable import resolve
 from .errors import CommandError, Discard
 from .job import JobError, format_time
@@ -244,10 +245,21 @@ class Manager(Sweeps):
         if self.push_budget <= 0:
             return self._push_after_check(raw)
         try:
-            job = jobs.check(jobs.parse(raw), self.now())
+            if type(raw) is not str:
+                raw = wire.text(raw)
+            plain = jobs.parse_plain(raw, self.now())
+            if plain is None:
+                return self.push(jobs.check(jobs.parse(raw), self.now()))
         except Exception:
             return defer.fail()
-        return self.push(job)
+        job, tail = plain
+        if tail is None or self._push_for_all:
+            return self.push(job)
+        # No custom keys: no PUSH middleware to run, the client's JSON stored as it is.
+        try:
+            return self._store_job(job, tail)
+        except Exception:
+            return defer.fail()
 
     def _push_after_check(self, raw: bytes | str) -> defer.Deferred:
         """The memory budget is spent: refuse at the high-water mark, else
@@ -291,8 +303,15 @@ class Manager(Sweeps):
         custom = job.get("custom")
         return isinstance(custom, dict) and bool(custom)
 
-    def _store_job(self, job: dict) -> defer.Deferred:
+    def _store_job(self, job: dict, tail: str | None = None) -> defer.Deferred:
+        """``tail``: the job's JSON after its ``enqueued_at`` (``jobs.parse_plain``)."""
         now = self.now()
+        if tail is not None:
+            payload = '{"enqueued_at":"' + format_time(now) + '",' + tail
+            self.push_budget -= len(payload) + JOB_OVERHEAD
+            queue = job["queue"]
+            d = self.store.push(queue, jobs.DEFAULT_PRIORITY, payload)
+            return d.addCallback(self._pushed, queue)
         at = jobs.scheduled_at(job, now) if "at" in job else None
         if at is not None:
             job.pop("enqueued_at", None)

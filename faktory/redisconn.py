@@ -43,6 +43,7 @@ from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
 
 from .errors import StorageUnavailable
+from .fastread import read_directly
 from .fastwrite import send_now
 from .pressure import refusal
 
@@ -177,6 +178,7 @@ class RedisProtocol(txredisapi.RedisProtocol):
                 d.callback(reply)
 
     def connectionMade(self):
+        read_directly(self.transport, self)
         d = super().connectionMade()
         self.whenConnected().addCallback(self.client._ready)
         return d

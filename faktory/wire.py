@@ -554,6 +554,50 @@ def decode(doc: str, typ: Type) -> Any:
     return _top(typ, _parse(doc), True)
 
 
+def plain_struct(doc: str, typ: Struct, names: frozenset[str]) -> dict | None:
+    """``decode(doc, typ)`` for the plainest documents, or None.
+
+    Plain means: one JSON object, no backslash (so no escape at all), no
+    space around it, shallow, no key repeated in any object, every key of
+    the top object written with its exact name from ``names`` and every
+    value of its field's type.  Such a document is already what the server would store
+    (PUSH keeps its text and only adds fields: ``Manager.push_raw``); for
+    anything else the caller uses ``decode``, which judges it."""
+    objects = doc.count("{")
+    if "\\" in doc or objects + doc.count("[") > _PLAIN_DEPTH:
+        return None
+    if objects == 1:  # the struct's pairs as a list built in C
+        decoder = _flat_long if len(doc) > 300 else _flat
+    else:  # dicts, with a repeated key in any of them refused (_Fallback)
+        decoder = _fast_long if len(doc) > 300 else _fast
+    try:
+        pairs, end = decoder.scan_once(doc, 0)
+    except (StopIteration, ValueError, _Fallback, RecursionError):
+        return None
+    if end != len(doc):
+        return None
+    if type(pairs) is dict:
+        pairs = pairs.items()
+    elif type(pairs) is not _PairList:
+        return None
+    quick = typ.quick
+    out: dict[str, Any] = {}
+    for key, v in pairs:
+        q = quick.get(key)
+        if q is None or key not in names:
+            return None
+        pytype, lo, hi = q
+        if pytype is not None and not (type(v) is pytype and (lo is None or lo <= v <= hi)):
+            return None
+        out[key] = v
+    return out if len(out) == len(pairs) else None
+
+
+# A plain document nests less than Redis' cjson decodes (1 000 levels), so the
+# Lua scripts read it whatever the order of its keys (``lua/job.lua``).
+_PLAIN_DEPTH = 500
+
+
 def _top(typ: Type, value: Any, careful: bool) -> Any:
     if isinstance(typ, Struct):
         return typ.conv(value, typ.go, careful)

@@ -10,7 +10,7 @@ import json
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from faktory import job as jobs
@@ -213,6 +213,91 @@ def test_fast_and_careful_decoding_agree(pairs):
     except wire.WireError as e:
         careful = ("error", str(e))
     assert fast == careful
+
+
+plain_keys = st.sampled_from(
+    ["jid", "jobtype", "args", "queue", "retry", "created_at", "reserve_for", "JID", "custom", "at"]
+)
+plain_values = (
+    st.sampled_from(["abcdef123456789", "SomeJob", "", "q1", "2026-12-03T06:00:00Z", "é ☃", "a\\b"])
+    | st.sampled_from([0, 1, 25, 86400, 86401, -1, 2**63, 2**64])
+    | st.integers(-5, 2**64)
+    | st.none()
+    | st.lists(values, max_size=3)
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    pairs=st.lists(st.tuples(plain_keys, plain_values), max_size=7),
+    base=st.booleans(),
+    spaced=st.booleans(),
+)
+@example(pairs=[("reserve_for", 0)], base=True, spaced=False)
+@example(pairs=[("reserve_for", 86401)], base=True, spaced=False)
+@example(pairs=[("queue", "")], base=True, spaced=True)
+@example(pairs=[("created_at", "")], base=True, spaced=False)
+@example(pairs=[("queue", "a b")], base=True, spaced=False)
+@example(pairs=[("retry", None)], base=True, spaced=False)
+def test_a_job_stored_as_written_equals_the_job_re_encoded(pairs, base, spaced):
+    """PUSH keeps a plain job's own text (``jobs.parse_plain``): what is stored
+    must decode to exactly what re-encoding the checked job stores, and a job
+    refused one way is refused the same way the other."""
+    if base:
+        pairs = [("jid", "abcdef123456789"), ("jobtype", "SomeJob"), ("args", [1]), *pairs]
+    sep = ", " if spaced else ","
+    doc = (
+        "{"
+        + sep.join(
+            f"{json.dumps(k, ensure_ascii=False)}:{json.dumps(v, ensure_ascii=False)}"
+            for k, v in pairs
+        )
+        + "}"
+    )
+    try:
+        slow = ("ok", jobs.serialize({**jobs.check(jobs.parse(doc), 1e9), "enqueued_at": "E"}))
+    except jobs.JobError as e:
+        slow = ("error", str(e))
+    try:
+        plain = jobs.parse_plain(doc, 1e9)
+    except jobs.JobError as e:
+        assert slow == ("error", str(e))
+        return
+    if plain is None:
+        return
+    fields, tail = plain
+    assert slow[0] == "ok"
+    stored = (
+        jobs.serialize({**fields, "enqueued_at": "E"})
+        if tail is None
+        else '{"enqueued_at":"E",' + tail
+    )
+    assert json.loads(stored) == json.loads(slow[1])
+    assert stored.startswith('{"enqueued_at":"E",')
+
+
+def test_plain_jobs_are_stored_as_written():
+    """What the Go, Ruby and Node clients send keeps its text."""
+    doc = (
+        '{"retry":25,"jid":"abcdef123000000001","queue":"default","jobtype":"SomeJob",'
+        '"created_at":"2026-12-03T04:20:00.123456789Z","args":[1,"string",3,{"a":[1]}]}'
+    )
+    fields, tail = jobs.parse_plain(doc, 1e9)
+    assert tail == doc[1:]
+    fields, tail = jobs.parse_plain('{"jid":"abcdef123000000001","jobtype":"J","args":[]}', 1e9)
+    assert tail == '"retry":25,"queue":"default","created_at":"2001-09-09T01:46:40Z",' + (
+        '"jid":"abcdef123000000001","jobtype":"J","args":[]}'
+    )
+    for odd in (
+        '{"jid":"abcdef123000000001","JobType":"J","args":[]}',  # folded key
+        '{"jid":"abcdef123000000001","jobtype":"J","args":["\\u00e9"]}',  # an escape
+        '{"jid":"abcdef123000000001","jobtype":"J","args":[{"a":1,"a":2}]}',  # repeated key
+        '{"jid":"abcdef123000000001","jobtype":"J","jid":"abcdef123000000002","args":[]}',
+        '{"jid":"abcdef123000000001","jobtype":"J","args":[' + "[" * 600 + "]" * 600 + "]}",
+        '{"jid":"abcdef123000000001","jobtype":"J","args":[],"priority":3}',
+        ' {"jid":"abcdef123000000001","jobtype":"J","args":[]}',
+    ):
+        assert jobs.parse_plain(odd, 1e9) is None, odd
 
 
 def test_common_jobs_take_the_fast_path(monkeypatch):
