@@ -247,19 +247,22 @@ class Manager(Sweeps):
         try:
             if type(raw) is not str:
                 raw = wire.text(raw)
-            plain = jobs.parse_plain(raw, self.now())
+            now = self.now()
+            plain = jobs.parse_plain(raw, now)
             if plain is None:
-                return self.push(jobs.check(jobs.parse(raw), self.now()))
+                return self.push(jobs.check(jobs.parse(raw), now))
+            job, tail = plain
+            if tail is None or self._push_for_all:
+                return self.push(job)
+            # No custom keys, so no PUSH middleware: the client's JSON is stored as it is.
+            payload = '{"enqueued_at":"' + format_time(now) + '",' + tail
+            self.push_budget -= len(payload) + JOB_OVERHEAD
+            queue = job["queue"]
+            d = self.store.push(queue, jobs.DEFAULT_PRIORITY, payload)
         except Exception:
             return defer.fail()
-        job, tail = plain
-        if tail is None or self._push_for_all:
-            return self.push(job)
-        # No custom keys: no PUSH middleware to run, the client's JSON stored as it is.
-        try:
-            return self._store_job(job, tail)
-        except Exception:
-            return defer.fail()
+        # Once stored, not before: a NOSCRIPT retry would put it behind a woken FETCH.
+        return d.addCallback(self._pushed, queue)
 
     def _push_after_check(self, raw: bytes | str) -> defer.Deferred:
         """The memory budget is spent: refuse at the high-water mark, else
@@ -303,15 +306,8 @@ class Manager(Sweeps):
         custom = job.get("custom")
         return isinstance(custom, dict) and bool(custom)
 
-    def _store_job(self, job: dict, tail: str | None = None) -> defer.Deferred:
-        """``tail``: the job's JSON after its ``enqueued_at`` (``jobs.parse_plain``)."""
+    def _store_job(self, job: dict) -> defer.Deferred:
         now = self.now()
-        if tail is not None:
-            payload = '{"enqueued_at":"' + format_time(now) + '",' + tail
-            self.push_budget -= len(payload) + JOB_OVERHEAD
-            queue = job["queue"]
-            d = self.store.push(queue, jobs.DEFAULT_PRIORITY, payload)
-            return d.addCallback(self._pushed, queue)
         at = jobs.scheduled_at(job, now) if "at" in job else None
         if at is not None:
             job.pop("enqueued_at", None)
