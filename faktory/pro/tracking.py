@@ -23,7 +23,7 @@ from twisted.logger import Logger
 
 from .. import luascript, wire
 from ..errors import CommandError
-from ..job import dumps, format_time, parse_time
+from ..job import MAX_RESERVE_FOR, dumps, format_time, parse_time
 from ..protocol import OK
 from ..store import Store
 
@@ -31,7 +31,6 @@ log = Logger()
 
 DONE_TTL = 30 * 60  # after success, death or a final failure
 ACTIVE_TTL = 30 * 24 * 3600  # enqueued, working or waiting for a retry
-MAX_RESERVE = 86400  # reserve_until may reach at most a day ahead, as clients enforce
 
 # Lifecycle outcome (manager "settled" chain) -> state and how long it is kept.
 _SETTLED = {
@@ -203,7 +202,8 @@ class TrackingPlugin:
             except ValueError as e:
                 raise CommandError(f"invalid TRACK SET: reserve_until {until!r}: {e}") from None
             if ts > now:
-                # Never earlier than the current expiry; at most a day ahead.
-                await self.server.store.extend_reservation(jid, min(ts, now + MAX_RESERVE))
+                # Never earlier than the current expiry; at most as far ahead
+                # as the longest reservation (a day, as clients enforce).
+                await self.server.store.extend_reservation(jid, min(ts, now + MAX_RESERVE_FOR))
         await self.store.set_progress(jid, now, percent, desc[:1000] if desc else desc)
         return OK

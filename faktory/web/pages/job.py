@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.web.template import Tag
 
+from ...job import DEFAULT_RETRY
 from .. import display
 from ..layout import (
     Ctx,
@@ -60,7 +61,7 @@ def job_page(ctx: Ctx, kind: SetKind | None, key: str, job: dict) -> Tag:
         if job.get("enqueued_at")
         else _row(_("Enqueued"), tags.span(_("Not yet enqueued"), class_="muted"))
     )
-    rows.append(_row(_("Retry policy"), ctx.number(job.get("retry", 25))))
+    rows.append(_row(_("Retry policy"), ctx.number(job.get("retry", DEFAULT_RETRY))))
     if job.get("reserve_for"):
         rows.append(_row(_("Reserve for"), _("{n} s", n=ctx.number(job["reserve_for"]))))
     if job.get("backtrace"):
