@@ -5,7 +5,6 @@ dead-set TTL, the throttle hooks that only the throttle feature fills in)."""
 
 from __future__ import annotations
 
-import gc
 import importlib
 import json
 import pkgutil
@@ -36,9 +35,15 @@ PRO = _scripts("faktory.pro")
 def _loaded() -> list[luascript.Script]:
     """Every script the server builds: the ones each module loads at import,
     and the core ones again with the throttle feature's fragment."""
-    for module in pkgutil.walk_packages(faktory.__path__, "faktory."):
-        importlib.import_module(module.name)
-    scripts = [o for o in gc.get_objects() if isinstance(o, luascript.Script) and o.name]
+    found: dict[int, luascript.Script] = {}
+    for info in pkgutil.walk_packages(faktory.__path__, "faktory."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            # scripts are module constants or class attributes
+            for v in [value, *(vars(value).values() if isinstance(value, type) else ())]:
+                if isinstance(v, luascript.Script):
+                    found[id(v)] = v
+    scripts = list(found.values())
     throttle = {"throttle": luascript.fragment("throttle", "faktory.pro")}
     again = [
         luascript.load(s.name, fragments=throttle, constants=s.constants)
