@@ -25,12 +25,15 @@ object's key order and walks every value, decides.  Both give the same result.
 
 from __future__ import annotations
 
-import codecs
 import itertools
 import json
 import re
 import sys
 from typing import Any
+
+from .gotext import cut as cut  # Go's text rules, handed on as wire.cut/text/trim
+from .gotext import text as text
+from .gotext import trim as trim
 
 MAX_DEPTH = 10000  # Go's encoding/json scanner limit, counting the outermost value
 
@@ -39,46 +42,6 @@ MAX_DEPTH = 10000  # Go's encoding/json scanner limit, counting the outermost va
 # the recursion limit): every later decode of a stored job must manage too.
 if sys.getrecursionlimit() < MAX_DEPTH + 5000:
     sys.setrecursionlimit(MAX_DEPTH + 5000)
-
-GO_REPLACE = "faktory-go-replace"
-
-
-def _go_replace(exc: UnicodeError) -> tuple[str, int]:
-    """Each byte of an invalid UTF-8 sequence becomes one U+FFFD, as Go does."""
-    if not isinstance(exc, UnicodeDecodeError):
-        raise exc
-    return "\ufffd" * (exc.end - exc.start), exc.end
-
-
-codecs.register_error(GO_REPLACE, _go_replace)
-
-
-def text(raw: bytes) -> str:
-    """A command's bytes as text, invalid UTF-8 replaced the way Go replaces it."""
-    return raw.decode("utf-8", GO_REPLACE)
-
-
-# Go's unicode.IsSpace, which strings.TrimSpace strips (Python's strip() also
-# takes \x1c-\x1f, which Go keeps).
-_GO_SPACE = (
-    "\t\n\v\f\r \x85\xa0\u1680"
-    + "".join(map(chr, range(0x2000, 0x200B)))
-    + ("\u2028\u2029\u202f\u205f\u3000")
-)
-
-
-def trim(s: str) -> str:
-    """Go's ``strings.TrimSpace``."""
-    return s.strip(_GO_SPACE)
-
-
-def cut(s: str, limit: int) -> str:
-    """The first ``limit`` bytes of ``s`` in UTF-8, as Go slices a string: a
-    character cut in two becomes U+FFFD per byte left (Go's JSON encoder does that)."""
-    if len(s) * 4 <= limit:
-        return s
-    b = s.encode("utf-8", "surrogatepass")
-    return s if len(b) <= limit else text(b[:limit])
 
 
 class WireError(ValueError):
