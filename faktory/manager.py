@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from . import failure as failures
 from . import job as jobs
@@ -60,20 +61,37 @@ def _json_str(value: str) -> str:
     return json.dumps(value)
 
 
-async def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, str]) -> None:
+def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, str]) -> defer.Deferred:
     """Wait for every stored job of a PUSHB so far, noting refusals by key;
-    the first other failure is raised once all have fired."""
-    failure = None
-    for key, d in stored:
-        try:
-            await d
-        except (JobError, CommandError) as e:
-            errors[key] = str(e)
-        except Exception as e:  # noqa: BLE001 - raised below, after the rest
-            failure = failure or e
+    the first other failure is raised once all have fired.  One callback per
+    job and one Deferred for all (awaiting each job's in turn cost a
+    coroutine step per job: a batch of 1 000 is 1 000 Redis replies)."""
+    batch = list(stored)
     stored.clear()
-    if failure is not None:
-        raise failure
+    done: defer.Deferred = defer.Deferred()
+    left = [len(batch)]
+    failures: list[Failure] = []
+
+    def one(result: Any, key: str) -> None:
+        if isinstance(result, Failure):
+            if result.check(JobError, CommandError):
+                errors[key] = str(result.value)
+            elif not failures:
+                failures.append(result)
+            # else: the first other failure is the one raised
+        left[0] -= 1
+        if left[0] == 0:
+            done.callback(None)
+
+    for key, d in batch:
+        d.addBoth(one, key)
+    if not batch:
+        done.callback(None)
+
+    def raise_first(_: None) -> Failure | None:
+        return failures[0] if failures else None
+
+    return done.addCallback(raise_first)
 
 
 class _Waiter:
