@@ -180,6 +180,12 @@ def parse(raw: str | bytes) -> dict:
 
 # The fields a PUSH may carry for its JSON to be stored as the client wrote it.
 _AS_WRITTEN = frozenset(("jid", "jobtype", "args", "queue", "retry", "created_at", "reserve_for"))
+# Whitespace outside strings always touches a structural character; inside
+# one it may too ("a, b"), which only costs such a job its re-encoding.  The
+# stored JSON must be compact: the search filters (admin, web UI, MUTATE) and
+# the ACK's summary look for '"jobtype":"X"' as serialize writes it.
+_HAS_SPACE = re.compile(r"\s")
+_LOOSE = re.compile(r"[\[{,:]\s|\s[\]},:]")
 # check() fills these in when they are missing (queue/created_at also when empty).
 _DEFAULTED = ("retry", "queue", "created_at")
 
@@ -194,14 +200,54 @@ def parse_plain(raw: str, now: float | None = None) -> tuple[dict, str | None] |
     another order), at a fifth of a PUSH's cost: see ``wire.plain_struct``
     for what may be kept as written.  Raises JobError as ``check`` does."""
     job = wire.plain_struct(raw, wire.JOB, _AS_WRITTEN)
-    if job is None:
-        return None
+    return None if job is None else as_written(job, raw, now)
+
+
+def as_written(job: dict, text: str, now: float | None = None) -> tuple[dict, str | None]:
+    """``check(job)`` and the tail to store (``parse_plain``) of a plain
+    job decoded from ``text``."""
     missing = [k for k in _DEFAULTED if k not in job]
-    if not job.get("queue", "default") or not job.get("created_at", "x") or "reserve_for" in job:
-        return check(job, now), None  # check may change a written value
+    if (
+        not job.get("queue", "default")
+        or not job.get("created_at", "x")
+        or "reserve_for" in job  # check may change these written values
+        or (_HAS_SPACE.search(text) and _LOOSE.search(text))
+    ):
+        return check(job, now), None
     check(job, now)
     head = "".join(f'"{k}":{_dumps(job[k])},' for k in missing)
-    return job, head + raw[1:]
+    return job, head + text[1:]
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def parse_batch_plain(raw: str) -> list[tuple[dict, str]] | None:
+    """PUSHB's jobs, each with its own text, when every one is plain
+    (``wire.plain_struct``); None: the caller uses ``parse_batch``."""
+    if "\\" in raw:
+        return None
+    i = _SPACE.match(raw).end()
+    if raw[i : i + 1] != "[":
+        return None
+    out = []
+    i = _SPACE.match(raw, i + 1).end()
+    while True:
+        found = wire.plain_at(raw, i, wire.JOB, _AS_WRITTEN)
+        if found is None:
+            return None
+        fields, end = found
+        text = raw[i:end]
+        if text.count("{") + text.count("[") > wire.PLAIN_DEPTH:
+            return None
+        out.append((fields, text))
+        i = _SPACE.match(raw, end).end()
+        if raw[i : i + 1] != ",":
+            break
+        i = _SPACE.match(raw, i + 1).end()
+    if raw[i : i + 1] != "]" or _SPACE.match(raw, i + 1).end() != len(raw):
+        return None
+    return out
 
 
 def parse_batch(raw: str | bytes) -> list[dict]:

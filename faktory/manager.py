@@ -284,13 +284,17 @@ class Manager(Sweeps):
             job, tail = plain
             if tail is None or self._push_for_all:
                 return self.push(job)
-            # No custom keys, so no PUSH middleware: the client's JSON is stored as it is.
-            payload = '{"enqueued_at":"' + format_time(now) + '",' + tail
-            self.push_budget -= len(payload) + JOB_OVERHEAD
-            queue = job["queue"]
-            d = self.store.push(queue, jobs.DEFAULT_PRIORITY, payload)
+            return self._store_as_written(job, tail, now)
         except Exception:
             return defer.fail()
+
+    def _store_as_written(self, job: dict, tail: str, now: float) -> defer.Deferred:
+        """Enqueue a plain job (``jobs.parse_plain``): no custom keys, so no
+        PUSH middleware, and the client's JSON is stored as it is."""
+        payload = '{"enqueued_at":"' + format_time(now) + '",' + tail
+        self.push_budget -= len(payload) + JOB_OVERHEAD
+        queue = job["queue"]
+        d = self.store.push(queue, jobs.DEFAULT_PRIORITY, payload)
         # Once stored, not before: a NOSCRIPT retry would put it behind a woken FETCH.
         return d.addCallback(self._pushed, queue)
 
@@ -365,16 +369,24 @@ class Manager(Sweeps):
             await self.memory_check()
         if self.push_budget <= 0:
             raise self.push_refusal
-        batch = jobs.parse_batch(raw)
+        if type(raw) is not str:
+            raw = wire.text(raw)
+        plain = None if self._push_for_all else jobs.parse_batch_plain(raw)
+        batch = [job for job, _ in plain] if plain is not None else jobs.parse_batch(raw)
         now = self.now()
         created = format_time(now)
         errors: dict[str, str] = {}
         stored: list[tuple[str, defer.Deferred]] = []
         try:
-            for job in batch:
+            for n, job in enumerate(batch):
                 key = job.get("jid", "")  # Go keys its answer by jid, even an empty one
                 checked = None
                 try:
+                    if plain is not None:
+                        job, tail = jobs.as_written(job, plain[n][1], now)
+                        if tail is not None:
+                            stored.append((key, self._store_as_written(job, tail, now)))
+                            continue
                     if not job.get("created_at"):
                         job["created_at"] = created
                     checked = jobs.check(job, now)

@@ -523,21 +523,27 @@ def plain_struct(doc: str, typ: Struct, names: frozenset[str]) -> dict | None:
     Plain means: one JSON object, no backslash (so no escape at all), no
     space around it, shallow, no key repeated in any object, every key of
     the top object written with its exact name from ``names`` and every
-    value of its field's type.  Such a document is already what the server would store
-    (PUSH keeps its text and only adds fields: ``Manager.push_raw``); for
-    anything else the caller uses ``decode``, which judges it."""
+    value of its field's type.  Such a document is already what the server
+    would store (PUSH keeps its text and only adds fields: ``job.parse_plain``);
+    for anything else the caller uses ``decode``, which judges it."""
     objects = doc.count("{")
-    if "\\" in doc or objects + doc.count("[") > _PLAIN_DEPTH:
+    if "\\" in doc or objects + doc.count("[") > PLAIN_DEPTH:
         return None
-    if objects == 1:  # the struct's pairs as a list built in C
-        decoder = _flat_long if len(doc) > 300 else _flat
-    else:  # dicts, with a repeated key in any of them refused (_Fallback)
-        decoder = _fast_long if len(doc) > 300 else _fast
-    try:
-        pairs, end = decoder.scan_once(doc, 0)
+    found = plain_at(doc, 0, typ, names, objects == 1)
+    return found[0] if found is not None and found[1] == len(doc) else None
+
+
+def plain_at(
+    doc: str, start: int, typ: Struct, names: frozenset[str], flat: bool = False
+) -> tuple[dict, int] | None:
+    """The plain object (``plain_struct``) at ``doc[start:]`` and where it
+    ends, or None; the caller checks for backslashes and depth.  ``flat``:
+    it holds no other object (its pairs come as a list built in C)."""
+    long = len(doc) > 300
+    decoder = (_flat_long if long else _flat) if flat else (_fast_long if long else _fast)
+    try:  # dicts refuse a repeated key in any object (_Fallback)
+        pairs, end = decoder.scan_once(doc, start)
     except (StopIteration, ValueError, _Fallback, RecursionError):
-        return None
-    if end != len(doc):
         return None
     if type(pairs) is dict:
         pairs = pairs.items()
@@ -553,12 +559,12 @@ def plain_struct(doc: str, typ: Struct, names: frozenset[str]) -> dict | None:
         if pytype is not None and not (type(v) is pytype and (lo is None or lo <= v <= hi)):
             return None
         out[key] = v
-    return out if len(out) == len(pairs) else None
+    return (out, end) if len(out) == len(pairs) else None
 
 
 # A plain document nests less than Redis' cjson decodes (1 000 levels), so the
 # Lua scripts read it whatever the order of its keys (``lua/job.lua``).
-_PLAIN_DEPTH = 500
+PLAIN_DEPTH = 500
 
 
 def _top(typ: Type, value: Any, careful: bool) -> Any:

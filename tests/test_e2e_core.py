@@ -28,6 +28,56 @@ def test_push_fetch_ack(client):
     assert info["faktory"]["sets"]["working"] == 0
 
 
+def test_jobs_come_back_compact_whatever_the_client_wrote(client):
+    """PUSH may keep a job's own text (job.parse_plain), but what is stored
+    and handed out is always compact JSON with the same fields: the search
+    filters (web UI, MUTATE) look for '"jobtype":"X"' in it."""
+    sent = [
+        # Go/Ruby/Node style: compact, args with objects and spaces in strings
+        '{"jid":"compact-0001","jobtype":"Go","queue":"shape","args":[1,"a b",{"k":[2]}]}',
+        # Python's json.dumps: spaces after every separator
+        '{"jid": "spaced-0001", "jobtype": "Py", "queue": "shape", "args": [1, "x"]}',
+        '{"jid":"commas-0001","jobtype":"T","queue":"shape","args":["a, b","c: d","[e ]"]}',
+        '{ "jid":"brace-00001","jobtype":"T","queue":"shape","args":[] }',
+        '{"jid":"nested-0001","jobtype":"T","queue":"shape","args":[[ 1 ]]}',
+    ]
+    for line in sent:
+        assert client.call("PUSH " + line) == "OK"
+    for line in sent:
+        reply = client.call("FETCH shape")
+        job = json.loads(reply)
+        assert reply == json.dumps(job, separators=(",", ":"), ensure_ascii=False)
+        assert reply.startswith('{"enqueued_at":"')
+        want = json.loads(line)
+        assert {k: job[k] for k in want} == want
+        assert job["retry"] == 25 and job["created_at"]
+        assert client.call("ACK " + json.dumps({"jid": job["jid"]})) == "OK"
+
+
+def test_a_pushb_of_plain_jobs_comes_back_compact_and_whole(client):
+    """PUSHB keeps each plain job's own text too (job.parse_batch_plain); a
+    refused job is refused alone, the others are stored as sent."""
+    jobs = [
+        {"jid": f"pushb-plain-{i:04d}", "jobtype": "B", "queue": "pbq", "args": [i, "a b"]}
+        for i in range(5)
+    ]
+    jobs[2].pop("queue")  # defaulted: stored in "default"
+    jobs[3]["jid"] = "short"  # refused: not a reasonable jid
+    reply = client.call("PUSHB " + json.dumps(jobs, separators=(",", ":")))
+    assert json.loads(reply) == {"short": "jobs must have a reasonable jid parameter"}
+    got = [client.call("FETCH pbq") for _ in range(3)] + [client.call("FETCH default")]
+    for raw in got:
+        job = json.loads(raw)
+        assert raw == json.dumps(job, separators=(",", ":"), ensure_ascii=False)
+        sent = next(j for j in jobs if j["jid"] == job["jid"])
+        assert {k: job[k] for k in sent} == sent
+        assert job["queue"] == sent.get("queue", "default")
+        assert client.call("ACK " + json.dumps({"jid": job["jid"]})) == "OK"
+    assert sorted(json.loads(r)["jid"] for r in got) == sorted(
+        j["jid"] for j in jobs if j["jid"] != "short"
+    )
+
+
 def test_fetch_order_of_queues_and_priorities(client):
     client.push(jid="low-00001", queue="low")
     client.push(jid="def-00001")

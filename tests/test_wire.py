@@ -273,6 +273,8 @@ def test_a_job_stored_as_written_equals_the_job_re_encoded(pairs, base, spaced):
         else '{"enqueued_at":"E",' + tail
     )
     assert json.loads(stored) == json.loads(slow[1])
+    # compact, as the search filters expect (no space outside strings)
+    assert json.dumps(json.loads(stored), separators=(",", ":"), ensure_ascii=False) == stored
     assert stored.startswith('{"enqueued_at":"E",')
 
 
