@@ -268,48 +268,6 @@ def loads_stored(raw: bytes) -> Any:
     return _stored_decoder.decode(raw.decode())
 
 
-# What an ACK can read of a job without decoding it (``settled_summary``).
-SUMMARY_FIELDS = ("jid", "jobtype", "queue")
-_SUMMARY_KEYS = tuple((k, b'"%s":"' % k.encode()) for k in SUMMARY_FIELDS)
-_RESERVED_AT = b',"reserved_at":"'
-
-
-def settled_summary(raw: bytes) -> tuple[dict, dict] | None:
-    """A reservation as ``lua/fetch.lua`` writes it (``{"job":<job>,
-    "reserved_at":...}``) -> ``({jid, jobtype, queue}, {reserved_at,
-    expiry, wid})``, reading the job's text only up to its ``args``; None
-    when that cannot be done safely (the caller then decodes it all).
-
-    A field is taken only from the job's own level: before its first ``[``
-    or inner ``{`` (no nested value can come earlier), with no escape in it
-    (a stored job never repeats a key: ``serialize`` and ``parse_plain``).
-    No JSON string can hold ``,"reserved_at":"`` (its quotes would be escaped),
-    so the last one starts the reservation's own fields."""
-    cut = raw.rfind(_RESERVED_AT)
-    if cut < 0 or not raw.startswith(b'{"job":{'):
-        return None
-    end = len(raw)
-    for c in b"[{":
-        i = raw.find(c, 8, cut)
-        if 0 <= i < end:
-            end = i
-    job = {}
-    for name, key in _SUMMARY_KEYS:
-        i = raw.find(key, 8, end)
-        if i < 0:
-            return None
-        i += len(key)
-        j = raw.find(b'"', i, end)
-        if j < 0 or b"\\" in raw[i:j]:
-            return None
-        job[name] = raw[i:j].decode()
-    try:
-        reservation = loads_stored(b"{" + raw[cut + 1 :])
-    except (ValueError, RecursionError):
-        return None
-    return (job, reservation) if isinstance(reservation, dict) else None
-
-
 def validate(obj: Any, now: float | None = None) -> dict:
     """Check and default one job given as Python data (a batch template, a
     cron entry): decoded as Go would, then ``check``-ed; returns a new dict."""

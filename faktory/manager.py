@@ -136,9 +136,6 @@ class Manager(Sweeps):
         # the job or it cannot be stored, so e.g. a unique lock is not left behind.
         self.undo = PushUndo(self._custom["push"])
         self._push_for_all = False  # some PUSH middleware runs for every job
-        # Every ACK/settled middleware for all jobs reads only a job's summary
-        # fields (``use(reads=...)``): an ACK need not decode the whole job.
-        self._light_ack = True
         # FETCH decodes a job only if some middleware wants it: None = always,
         # else the byte strings one of which must appear in the raw job.
         self._fetch_probe: tuple[bytes, ...] | None = ()
@@ -170,7 +167,6 @@ class Manager(Sweeps):
         fn: Middleware,
         custom: tuple[str, ...] | None = None,
         undo: Middleware | None = None,
-        reads: tuple[str, ...] | None = None,
     ) -> None:
         """Add a middleware to one chain (``push``, ``fetch``, ``ack``, ``fail``,
         ``settled``, ``removed``).  With ``custom`` it runs only for jobs whose ``custom``
@@ -179,11 +175,7 @@ class Manager(Sweeps):
 
         ``undo(job)`` (PUSH only) reverses what ``fn`` did when the PUSH fails
         after ``fn`` finished: a later middleware refused the job, or storing
-        it failed.  A middleware that refuses a job undoes its own work.
-
-        ``reads`` (``settled`` only) names the only job fields ``fn`` looks
-        at, among ``jobs.SUMMARY_FIELDS``: an ACK of a job without ``custom``
-        then hands it just those, read without decoding the whole job."""
+        it failed.  A middleware that refuses a job undoes its own work."""
         self.middleware[chain].append(fn)
         if chain == "push":
             self.undo.undos.append(undo)
@@ -191,10 +183,6 @@ class Manager(Sweeps):
             raise ValueError("only PUSH middleware has an undo")
         keys = tuple(custom) if custom is not None else None
         self._custom[chain].append(keys)
-        if keys is None and chain in ("ack", "settled"):
-            light = chain == "settled" and reads is not None
-            light = light and set(reads) <= set(jobs.SUMMARY_FIELDS)
-            self._light_ack = self._light_ack and light
         if chain == "push" and keys is None:
             self._push_for_all = True
         if chain == "fetch":
@@ -527,10 +515,6 @@ class Manager(Sweeps):
             log.debug("ACK for unknown job {jid}", jid=jid)
             return None
         if self.middleware["ack"] or self.middleware["settled"]:
-            if self._light_ack and b'"custom":' not in raw:
-                summary = jobs.settled_summary(raw)
-                if summary is not None:
-                    return self._chain("settled", summary[0], "ack", summary[1])
             try:
                 reservation = jobs.loads_stored(raw)
                 job = reservation.pop("job")

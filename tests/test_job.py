@@ -2,14 +2,11 @@
 ``parse_time`` reads any RFC3339 stamp (with a fast path for our own)."""
 
 import calendar
-import json
 import random
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from faktory.job import format_time, parse_time, settled_summary
+from faktory.job import format_time, parse_time
 
 
 def test_format_time_matches_go_rfc3339nano():
@@ -76,63 +73,3 @@ def test_malformed_stamps_are_refused_even_right_after_a_good_one(value):
     parse_time("2026-11-24T22:33:54Z")  # primes the fast path for this second
     with pytest.raises(ValueError):
         parse_time(value)
-
-
-# -- what an ACK reads without decoding the job (job.settled_summary) ---------------------
-
-_texts = st.sampled_from(["SomeJob", "q1", "a[b", 'x"y', "é", "jobtype", '"queue":"', "{", ""])
-_scalars = st.none() | st.booleans() | st.integers(-5, 10**20) | _texts
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
-    max_leaves=6,
-)
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    jid=_texts,
-    jobtype=_texts,
-    queue=_texts,
-    extra=st.lists(
-        st.tuples(st.sampled_from(["args", "custom", "retry", "at", "x"]), _values),
-        max_size=4,
-        unique_by=lambda kv: kv[0],  # the server never stores a repeated key
-    ),
-    first=st.booleans(),
-    wid=_texts,
-)
-def test_an_acks_summary_agrees_with_the_whole_reservation(jid, jobtype, queue, extra, first, wid):
-    """Whatever the job holds and in whatever order, the summary an ACK reads
-    is either refused (None) or exactly what decoding everything gives."""
-    pairs = [("enqueued_at", "2026-12-03T00:00:00Z")]
-    own = [("jid", jid), ("queue", queue), ("jobtype", jobtype)]
-    pairs += own + extra if first else extra + own
-    job = (
-        "{"
-        + ",".join(f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}" for k, v in pairs)
-        + "}"
-    )
-    raw = (
-        f'{{"job":{job},"reserved_at":"2026-12-03T00:00:01Z","expiry":1.5,"wid":{json.dumps(wid)}}}'
-    ).encode()
-    whole = json.loads(raw)
-    summary = settled_summary(raw)
-    if summary is None:
-        return
-    fields, reservation = summary
-    assert fields == {k: whole["job"][k] for k in ("jid", "jobtype", "queue")}
-    del whole["job"]
-    assert reservation == whole
-
-
-def test_an_acks_summary_reads_what_clients_send():
-    raw = (
-        b'{"job":{"enqueued_at":"2026-12-03T00:00:00Z","retry":25,"jid":"j1","queue":"q",'
-        b'"jobtype":"SomeJob","created_at":"2026-12-03T00:00:00Z","args":[1,"string",{"a":3}]},'
-        b'"reserved_at":"2026-12-03T00:00:01Z","expiry":1.5,"wid":"w1"}'
-    )
-    assert settled_summary(raw) == (
-        {"jid": "j1", "jobtype": "SomeJob", "queue": "q"},
-        {"reserved_at": "2026-12-03T00:00:01Z", "expiry": 1.5, "wid": "w1"},
-    )

@@ -10,7 +10,6 @@ import shutil
 import socket
 import time
 import urllib.request
-import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -74,11 +73,7 @@ def scrape(port: int) -> dict:
 
 
 def run_job(c, queue: str, jobtype: str, ok: bool, hold: float = 0.0) -> str:
-    # Compact JSON, as the Go, Ruby and Node clients send it (an ACK then
-    # reads the job's summary without decoding it: job.settled_summary).
-    jid = uuid.uuid4().hex
-    job = {"jid": jid, "queue": queue, "jobtype": jobtype, "args": [{"jobtype": "not this"}]}
-    assert c.call("PUSH " + json.dumps(job, separators=(",", ":"))) == "OK"
+    jid, _ = c.push(queue=queue, jobtype=jobtype)
     job = c.fetch(queue)
     assert job["jid"] == jid
     if hold:

@@ -145,7 +145,7 @@ class MetricsPlugin:
         self.server = server
         self.store = MetricsStore(server.store, KINDS, limit_setting(server.settings.config))
         server.metrics = self
-        server.manager.use("settled", self.on_settled, reads=("jobtype", "queue"))
+        server.manager.use("settled", self.on_settled)
         server.add_task("metrics-flush", 1, self.flush)
         JobTypesPage(self).attach(server)
         server.add_web_page(
