@@ -63,19 +63,27 @@ def _json_str(value: str) -> str:
 
 def _settle(stored: list[tuple[str, defer.Deferred]], errors: dict[str, str]) -> defer.Deferred:
     """Wait for every stored job of a PUSHB so far, noting refusals by key;
-    the first other failure is raised once all have fired (one DeferredList,
-    not a coroutine step per job: a batch of 1 000 is 1 000 Redis replies)."""
-
-    def note(failure: Failure, key: str) -> Failure | None:
-        if failure.check(JobError, CommandError):
-            errors[key] = str(failure.value)
-            return None
-        return failure
-
-    batch = [d.addErrback(note, key) for key, d in stored]
+    the first other failure is raised once all have fired.  One callback per
+    job: awaiting each in turn, or a DeferredList, cost about twice as much."""
+    batch, done, failures = list(stored), defer.Deferred(), []
     stored.clear()
-    done = defer.DeferredList(batch, consumeErrors=True)
-    return done.addCallback(lambda results: next((r for ok, r in results if not ok), None))
+    left = [len(batch)]
+
+    def one(result: Any, key: str) -> None:
+        if isinstance(result, Failure):
+            if result.check(JobError, CommandError):
+                errors[key] = str(result.value)
+            elif not failures:
+                failures.append(result)
+        left[0] -= 1
+        if left[0] == 0:
+            done.callback(None)
+
+    for key, d in batch:
+        d.addBoth(one, key)
+    if not batch:
+        done.callback(None)
+    return done.addCallback(lambda _: failures[0] if failures else None)
 
 
 class _Waiter:
