@@ -182,8 +182,8 @@ def parse(raw: str | bytes) -> dict:
 _AS_WRITTEN = frozenset(("jid", "jobtype", "args", "queue", "retry", "created_at", "reserve_for"))
 # Whitespace outside strings always touches a structural character; inside
 # one it may too ("a, b"), which only costs such a job its re-encoding.  The
-# stored JSON must be compact: the search filters (admin, web UI, MUTATE) and
-# the ACK's summary look for '"jobtype":"X"' as serialize writes it.
+# stored JSON must be compact: the search filters (admin, web UI, MUTATE and
+# the job locator) look for '"jobtype":"X"' as serialize writes it.
 _HAS_SPACE = re.compile(r"\s")
 _LOOSE = re.compile(r"[\[{,:]\s|\s[\]},:]")
 # check() fills these in when they are missing (queue/created_at also when empty).

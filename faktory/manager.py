@@ -258,11 +258,12 @@ class Manager(Sweeps):
             if type(raw) is not str:
                 raw = wire.text(raw)
             now = self.now()
-            plain = jobs.parse_plain(raw, now)
+            # A PUSH middleware for every job may change it: then it is re-encoded.
+            plain = None if self._push_for_all else jobs.parse_plain(raw, now)
             if plain is None:
                 return self.push(jobs.check(jobs.parse(raw), now))
             job, tail = plain
-            if tail is None or self._push_for_all:
+            if tail is None:
                 return self.push(job)
             return self._store_as_written(job, tail, now)
         except Exception:
