@@ -27,12 +27,13 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from load import free_port, wait_listening  # bench/ is sys.path[0]
 
 LOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load.py")
 RATE = re.compile(r"= (\d+) jobs/s")
@@ -40,12 +41,6 @@ CPU = re.compile(r"server CPU ([0-9.]+) s \+ redis ([0-9.]+) s per 1000 jobs")
 P99 = re.compile(r"FETCH\(work\) p50 [0-9.na]+ ms p99 ([0-9.na]+) ms")
 
 Result = tuple[int, float, float, float]  # jobs/s, server and Redis CPU s per 1000 jobs, FETCH p99
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def is_binary(side: str) -> bool:
@@ -57,21 +52,13 @@ def real_server(binary: str):
     """The real Faktory on free ports with a throw-away (absolute) data dir."""
     data = tempfile.mkdtemp(prefix="fkgo", dir="/tmp")
     conf = tempfile.mkdtemp(prefix="fkgoconf", dir="/tmp")
-    port = _free_port()
-    cmd = [binary, "-b", f"127.0.0.1:{port}", "-w", f"127.0.0.1:{_free_port()}"]
+    port = free_port()
+    cmd = [binary, "-b", f"127.0.0.1:{port}", "-w", f"127.0.0.1:{free_port()}"]
     cmd += ["-d", os.path.abspath(data), "-c", conf, "-l", "warn"]
     env = {k: v for k, v in os.environ.items() if k != "FAKTORY_PASSWORD"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{binary} did not start") from None
-                time.sleep(0.1)
+        wait_listening(proc, port, f"{binary} did not start")
         time.sleep(0.5)  # its Redis is up once it listens; let it settle
         yield f"tcp://127.0.0.1:{port}"
     finally:

@@ -677,28 +677,38 @@ def main(argv=None) -> int:
     return run_bench(args)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen, port: int, failure: str, timeout: float = 30) -> None:
+    """Return once ``port`` accepts connections; exit with ``failure`` if
+    ``proc`` ends first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(failure) from None
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def spawned_server(extra: list[str]):
     """``python -m twisted faktory`` on a free port with a throw-away data dir."""
     data_dir = tempfile.mkdtemp(prefix="fkbench", dir="/tmp")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = open(os.path.join(data_dir, "server.log"), "wb")
     cmd = [sys.executable, "-m", "twisted", "--log-format", "text", "faktory"]
     cmd += ["--bind", f"tcp:{port}:interface=127.0.0.1", "--web", "none"]
     cmd += ["--data-dir", data_dir, *extra]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start; see {log.name}") from None
-                time.sleep(0.1)
+        wait_listening(proc, port, f"server did not start; see {log.name}")
         time.sleep(1.0 if "--workers" in extra else 0)  # let the children listen too
         print(f"spawned server pid {proc.pid} on port {port} ({data_dir})", flush=True)
         yield f"tcp://127.0.0.1:{port}"
